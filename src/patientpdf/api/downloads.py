@@ -1,0 +1,79 @@
+"""Serving a stored PDF: whole or one byte range, streamed from storage, with safe headers."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from fastapi import Request
+from sqlalchemy import RowMapping
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from patientpdf.context import Context
+from patientpdf.errors import RangeNotSatisfiable
+from patientpdf.services.pdfs import open_bytes
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266 with an ASCII fallback and the exact name in RFC 5987 `filename*`."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) for a single satisfiable range, None to send the whole file."""
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if match is None:
+        return None  # several ranges or another unit: RFC 9110 lets us answer with the whole file
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        if length == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(
+        f"The requested range is outside the file, which is {size} bytes long.",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+async def pdf_response(request: Request, context: Context, row: RowMapping) -> Response:
+    size = row["size"]
+    etag = f'"{row["sha256"]}"'
+    headers = {
+        "Content-Disposition": content_disposition(row["filename"]),
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
+    requested = byte_range(request.headers.get("range"), size)
+    if_range = request.headers.get("if-range")
+    if requested is not None and if_range is not None and if_range != etag:
+        requested = None
+    status = 200
+    start, end = 0, size - 1
+    if requested is not None:
+        start, end = requested
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type="application/pdf")
+    chunks = await run_in_threadpool(open_bytes, context, row, start, end - start + 1)
+    return StreamingResponse(chunks, status_code=status, headers=headers, media_type="application/pdf")

@@ -1,0 +1,57 @@
+"""Every error leaves as {"detail", "code"}: ours, the framework's 404/405/422, and crashes."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from patientpdf.errors import ApiError
+
+log = logging.getLogger("patientpdf.errors")
+
+_FRAMEWORK_CODES = {
+    400: ("bad_request", "The request is malformed."),
+    404: ("not_found", "No such endpoint. See /docs for the API."),
+    405: ("method_not_allowed", "This method is not allowed on this path. See /docs for the API."),
+}
+
+
+def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, detail = _FRAMEWORK_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
+    return error_response(exc.status_code, code, detail, dict(exc.headers or {}))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return error_response(422, "validation_error", "Invalid request: " + "; ".join(problems) + ".")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    return error_response(500, "internal_error", f"An internal error occurred (request id {request_id}). Nothing was stored.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,84 @@
+"""Reading, downloading and deleting PDFs; the signed link."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from patientpdf.api.deps import CurrentPrincipal, ServiceContext, base_url
+from patientpdf.api.downloads import pdf_response
+from patientpdf.api.schemas import ErrorBody, PdfMetadata, pdf_metadata_body
+from patientpdf.services import patients, pdfs
+
+router = APIRouter(tags=["PDFs"])
+
+NOT_FOUND = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
+AUTH = {401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"}}
+PDF_BYTES = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF"}
+
+
+@router.get("/pdfs/{pdf_id}", response_model=PdfMetadata, responses=AUTH | NOT_FOUND, summary="PDF metadata")
+async def get_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> JSONResponse:
+    row = await run_in_threadpool(pdfs.get_pdf, context, principal.account_id, pdf_id)
+    return JSONResponse(pdf_metadata_body(row, pdfs.signed_url(context, base_url(request, context), row["id"])))
+
+
+@router.api_route(
+    "/pdfs/{pdf_id}/content",
+    methods=["GET", "HEAD"],
+    responses={200: PDF_BYTES, 206: {"description": "One byte range of the PDF"}} | AUTH | NOT_FOUND,
+    response_class=Response,
+    summary="Download a PDF with the API key",
+)
+async def download_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> Response:
+    row = await run_in_threadpool(pdfs.get_pdf, context, principal.account_id, pdf_id)
+    return await pdf_response(request, context, row)
+
+
+@router.delete("/pdfs/{pdf_id}", status_code=204, responses=AUTH | NOT_FOUND, response_class=Response, summary="Delete a PDF")
+async def delete_pdf(pdf_id: str, principal: CurrentPrincipal, context: ServiceContext) -> Response:
+    await run_in_threadpool(pdfs.delete_pdf, context, principal.account_id, pdf_id)
+    return Response(status_code=204)
+
+
+@router.api_route(
+    "/files/{pdf_id}",
+    methods=["GET", "HEAD"],
+    responses={200: PDF_BYTES, 403: {"model": ErrorBody, "description": "The link expired or was altered"}} | NOT_FOUND,
+    response_class=Response,
+    summary="Download a PDF through its signed link (no API key)",
+)
+async def signed_download(
+    pdf_id: str,
+    request: Request,
+    context: ServiceContext,
+    expires: Annotated[str, Query()] = "",
+    signature: Annotated[str, Query()] = "",
+) -> Response:
+    row = await run_in_threadpool(pdfs.pdf_for_signed_link, context, pdf_id, expires, signature)
+    return await pdf_response(request, context, row)
+
+
+async def list_patient_pdfs(
+    patient_id: int, request: Request, principal: CurrentPrincipal, context: ServiceContext
+) -> JSONResponse:
+    await run_in_threadpool(patients.owned_patient, context, principal.account_id, patient_id)
+    rows = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id)
+    base = base_url(request, context)
+    return JSONResponse([pdf_metadata_body(row, pdfs.signed_url(context, base, row["id"])) for row in rows])
+
+
+for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{patient_id}/pdfs", False)):
+    router.add_api_route(
+        path,
+        list_patient_pdfs,
+        methods=["GET"],
+        response_model=list[PdfMetadata],
+        responses=AUTH | {403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+        summary="A patient's PDFs, newest first",
+        include_in_schema=in_schema,
+        operation_id="list_patient_pdfs" if in_schema else "list_patient_pdfs_no_slash",
+    )

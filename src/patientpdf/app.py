@@ -1,0 +1,79 @@
+"""The ASGI application, built by a factory from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from patientpdf import __version__
+from patientpdf.api.errors import install_error_handlers
+from patientpdf.api.middleware import RequestLogMiddleware
+from patientpdf.api.routes import health, patients, pdfs, uploads
+from patientpdf.context import Context
+from patientpdf.logging import configure_logging
+from patientpdf.settings import Settings
+
+DESCRIPTION = """Upload, store and serve patients' PDFs.
+
+Every endpoint except the signed links, `/healthz` and `/readyz` takes your API key in the
+`X-API-Key` header. Errors are JSON objects `{"detail": "...", "code": "..."}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    context = Context.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        context.close()
+
+    app = FastAPI(
+        title="patientpdf",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    for router in (uploads.router, pdfs.router, patients.router, health.router):
+        app.include_router(router)
+    _mount_offline_docs(app)
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+def _mount_offline_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from files shipped in a wheel, so the docs work with no internet."""
+    app.mount("/static/docs", StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="patientpdf API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="patientpdf API",
+            redoc_js_url="/static/docs/redoc.standalone.js",
+            redoc_favicon_url="/static/docs/favicon.png",
+            with_google_fonts=False,
+        )

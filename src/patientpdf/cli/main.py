@@ -1,0 +1,268 @@
+"""The `patientpdf` command, for operators and for scripts.
+
+Every command takes --json and then prints exactly one JSON object on stdout. Errors go to
+stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+from patientpdf.settings import Settings
+
+DEMO_ACCOUNT = "Demo Clinic"
+DEMO_PATIENT = "Demo Patient"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise click.ClickException(f"bad configuration: {exc}") from None
+
+
+def _context() -> Any:
+    from patientpdf.context import Context
+    from patientpdf.db.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    return Context.from_settings(settings)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(_jsonable(payload)) if as_json else text)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """patientpdf: upload, store and serve patients' PDFs."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="Worker processes [default: number of CPUs]")
+@json_option
+def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
+    """Migrate the database, then serve the API."""
+    import uvicorn
+
+    from patientpdf.db.migrate import upgrade
+    from patientpdf.logging import configure_logging
+    from patientpdf.security.links import load_or_create_secret
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_level)
+    upgrade(settings.resolved_database_url)
+    load_or_create_secret(settings.secret_key, settings.data_dir)  # once, before workers race for it
+    workers = workers or os.cpu_count() or 1
+    _emit(as_json, {"host": host, "port": port, "workers": workers}, f"serving on http://{host}:{port} with {workers} workers")
+    sys.stdout.flush()
+    uvicorn.run(
+        "patientpdf.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=15,
+        limit_concurrency=1024,
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@json_option
+def db_upgrade(as_json: bool) -> None:
+    """Apply all migrations (also done by `serve`)."""
+    from patientpdf.db.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    _emit(as_json, {"status": "ok", "database": _redacted(settings.resolved_database_url)}, "database is up to date")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.group()
+def accounts() -> None:
+    """Accounts own patients and API keys."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@json_option
+def accounts_create(name: str, as_json: bool) -> None:
+    from patientpdf.services.accounts import create_account
+
+    row = create_account(_context(), name)
+    _emit(as_json, {"id": row["id"], "name": row["name"]}, f"account {row['id']}: {row['name']}")
+
+
+@cli.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.argument("account_id", type=int)
+@click.option("--name", default=None, help="A label for the key")
+@json_option
+def keys_create(account_id: int, name: str | None, as_json: bool) -> None:
+    """Create a key; the full key is shown this once."""
+    from patientpdf.services.accounts import create_key
+
+    try:
+        row = create_key(_context(), account_id, name)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(as_json, row, f"key {row['id']} ({row['prefix']}...): {row['key']}\nStore it now: it cannot be shown again.")
+
+
+@keys.command("list")
+@click.argument("account_id", type=int, required=False)
+@json_option
+def keys_list(account_id: int | None, as_json: bool) -> None:
+    from patientpdf.services.accounts import list_keys
+
+    rows = list_keys(_context(), account_id)
+    lines = [
+        f"{row['id']}\taccount {row['account_id']}\t{row['prefix']}...\t{'revoked' if row['revoked_at'] else 'active'}\t{row['name'] or ''}"
+        for row in rows
+    ]
+    _emit(as_json, {"keys": rows}, "\n".join(lines) or "no keys")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@json_option
+def keys_revoke(key_id: int, as_json: bool) -> None:
+    from patientpdf.services.accounts import revoke_key
+
+    try:
+        row = revoke_key(_context(), key_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit(as_json, row, f"key {row['id']} ({row['prefix']}...) revoked")
+
+
+@cli.group()
+def patients() -> None:
+    """Patients."""
+
+
+@patients.command("create")
+@click.argument("account_id", type=int)
+@click.option("--name", required=True)
+@click.option("--dob", default=None, help="Date of birth, YYYY-MM-DD")
+@click.option("--sex", default=None)
+@json_option
+def patients_create(account_id: int, name: str, dob: str | None, sex: str | None, as_json: bool) -> None:
+    from patientpdf.services.patients import create_patient
+
+    if dob is not None:
+        try:
+            dob = date.fromisoformat(dob).isoformat()
+        except ValueError:
+            raise click.BadParameter("use YYYY-MM-DD", param_hint="--dob") from None
+    try:
+        row = create_patient(_context(), account_id, {"name": name, "dob": dob, "sex": sex, "additional_variables": {}})
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    payload = {key: row[key] for key in ("id", "name", "dob", "sex", "additional_variables")}
+    _emit(as_json, payload, f"patient {row['id']}: {row['name']}")
+
+
+@cli.command()
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True, help="Where the API will be served")
+@json_option
+def demo(base_url: str, as_json: bool) -> None:
+    """Create (once) a demo account, key and patient, and print them with a curl upload."""
+    from patientpdf.db import repositories as repo
+    from patientpdf.services.accounts import create_account, create_key
+    from patientpdf.services.patients import create_patient
+
+    context = _context()
+    key_file = context.settings.data_dir / "demo_key"
+    with context.db.read() as conn:
+        account = repo.get_account_by_name(conn, DEMO_ACCOUNT)
+        patient = repo.list_patients(conn, account["id"])[0] if account else None
+    if account is None or patient is None or not key_file.exists():
+        account = account or create_account(context, DEMO_ACCOUNT)
+        patient = patient or create_patient(
+            context, account["id"], {"name": DEMO_PATIENT, "dob": "1970-01-01", "sex": "F", "additional_variables": {}}
+        )
+        key = create_key(context, account["id"], "demo")["key"]
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    key = key_file.read_text().strip()
+    sample = _demo_pdf(context.settings.data_dir)
+    curl = (
+        f"curl --request POST --url {base_url}/patients/{patient['id']}/pdf/ "
+        f"--header 'X-API-Key: {key}' --form file=@{shlex.quote(str(sample))} --form filename=demo.pdf"
+    )
+    payload = {"account_id": account["id"], "api_key": key, "patient_id": patient["id"], "sample_pdf": str(sample), "curl": curl}
+    text = (
+        f"demo account {account['id']}, patient {patient['id']}\n"
+        f"API key (demo only; also in {key_file}): {key}\n"
+        f"upload a PDF:\n  {curl}"
+    )
+    _emit(as_json, payload, text)
+
+
+def _demo_pdf(data_dir: Any) -> Any:
+    import pikepdf
+
+    path = data_dir / "demo.pdf"
+    if not path.exists():
+        pdf = pikepdf.new()
+        pdf.add_blank_page(page_size=(612, 792))
+        pdf.save(path)
+    return path.resolve()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

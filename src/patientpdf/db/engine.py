@@ -1,0 +1,79 @@
+"""One database layer for SQLite (embedded default) and PostgreSQL.
+
+`Database.read()` and `Database.write()` are the only places a transaction begins and commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from patientpdf.errors import Unavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    # Let SQLAlchemy, not the driver, decide where transactions begin (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL in WAL mode: a transaction is on disk when COMMIT returns, so a 201 is never lost.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Writers take the lock up front, so two workers never deadlock upgrading a read lock.
+    mode = "IMMEDIATE" if conn.get_execution_options().get("writes") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if self.url.database and self.url.database != ":memory:":
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(self.url, pool_size=8, max_overflow=32)
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            self.engine = create_engine(self.url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+
+    @contextmanager
+    def _transaction(self, writes: bool) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(writes=writes)
+                with conn.begin():
+                    yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, OperationalError) or exc.connection_invalidated:
+                raise Unavailable(
+                    "The database is unavailable. Nothing was changed; retry in a few seconds.",
+                    code="database_unavailable",
+                ) from exc
+            raise
+
+    def read(self) -> Any:
+        return self._transaction(writes=False)
+
+    def write(self) -> Any:
+        return self._transaction(writes=True)
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,20 @@
+from alembic import context
+from sqlalchemy import create_engine
+
+from patientpdf.db.schema import metadata
+
+config = context.config
+connection = config.attributes.get("connection")
+
+
+def run(conn) -> None:  # type: ignore[no-untyped-def]
+    context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if connection is not None:
+    run(connection)
+else:
+    with create_engine(config.attributes["database_url"]).connect() as conn:
+        run(conn)

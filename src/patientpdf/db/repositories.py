@@ -1,0 +1,132 @@
+"""Every query of the service. Queries on account data take the account id and filter by it,
+so a cross-account read cannot be written by accident; the two exceptions say why in their name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import delete as sql_delete
+
+from patientpdf.db.schema import accounts, api_keys, patients, pdfs
+
+# accounts ---------------------------------------------------------------------------------
+
+
+def insert_account(conn: Connection, name: str, now: datetime) -> RowMapping:
+    new_id = conn.execute(insert(accounts).values(name=name, created_at=now)).inserted_primary_key[0]  # type: ignore[index]
+    return get_account(conn, new_id)  # type: ignore[return-value]
+
+
+def get_account(conn: Connection, account_id: int) -> RowMapping | None:
+    return conn.execute(select(accounts).where(accounts.c.id == account_id)).mappings().first()
+
+
+def get_account_by_name(conn: Connection, name: str) -> RowMapping | None:
+    return conn.execute(select(accounts).where(accounts.c.name == name).order_by(accounts.c.id)).mappings().first()
+
+
+# api keys ---------------------------------------------------------------------------------
+
+
+def insert_api_key(conn: Connection, account_id: int, name: str | None, prefix: str, key_hash: str, now: datetime) -> RowMapping:
+    new_id = conn.execute(
+        insert(api_keys).values(account_id=account_id, name=name, prefix=prefix, key_hash=key_hash, created_at=now)
+    ).inserted_primary_key[0]  # type: ignore[index]
+    return conn.execute(select(api_keys).where(api_keys.c.id == new_id)).mappings().one()
+
+
+def find_api_key_by_prefix_for_authentication(conn: Connection, prefix: str) -> RowMapping | None:
+    """Unscoped by design: authentication is what finds the account."""
+    return conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+
+
+def list_api_keys(conn: Connection, account_id: int | None) -> Sequence[RowMapping]:
+    query = select(api_keys).order_by(api_keys.c.id)
+    if account_id is not None:
+        query = query.where(api_keys.c.account_id == account_id)
+    return conn.execute(query).mappings().all()
+
+
+def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> RowMapping | None:
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now))
+    return conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
+
+
+def touch_api_key(conn: Connection, key_id: int, now: datetime) -> None:
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
+# patients ---------------------------------------------------------------------------------
+
+
+def insert_patient(conn: Connection, account_id: int, values: dict[str, Any], now: datetime) -> RowMapping:
+    new_id = conn.execute(insert(patients).values(account_id=account_id, created_at=now, **values)).inserted_primary_key[0]  # type: ignore[index]
+    return get_patient(conn, account_id, new_id)  # type: ignore[return-value]
+
+
+def get_patient(conn: Connection, account_id: int, patient_id: int) -> RowMapping | None:
+    return (
+        conn.execute(select(patients).where(patients.c.id == patient_id, patients.c.account_id == account_id))
+        .mappings()
+        .first()
+    )
+
+
+def patient_exists_in_any_account(conn: Connection, patient_id: int) -> bool:
+    """Unscoped by design: the upload doc answers 403, not 404, for another account's patient."""
+    return conn.execute(select(patients.c.id).where(patients.c.id == patient_id)).first() is not None
+
+
+def list_patients(conn: Connection, account_id: int) -> Sequence[RowMapping]:
+    return conn.execute(select(patients).where(patients.c.account_id == account_id).order_by(patients.c.id)).mappings().all()
+
+
+# pdfs -------------------------------------------------------------------------------------
+
+
+def insert_pdf(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(pdfs).values(**values))
+
+
+def get_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | None:
+    return conn.execute(select(pdfs).where(pdfs.c.id == pdf_id, pdfs.c.account_id == account_id)).mappings().first()
+
+
+def get_pdf_for_signed_link(conn: Connection, pdf_id: str) -> RowMapping | None:
+    """Unscoped by design: a signed link is its own authorisation (checked before this runs)."""
+    return conn.execute(select(pdfs).where(pdfs.c.id == pdf_id)).mappings().first()
+
+
+def list_pdfs_of_patient(conn: Connection, account_id: int, patient_id: int) -> Sequence[RowMapping]:
+    return (
+        conn.execute(
+            select(pdfs)
+            .where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id)
+            .order_by(pdfs.c.id.desc())
+        )
+        .mappings()
+        .all()
+    )
+
+
+def newest_pdf_ids(conn: Connection, account_id: int, patient_ids: Sequence[int]) -> dict[int, str]:
+    """The newest PDF id of each patient (ids sort by creation time)."""
+    if not patient_ids:
+        return {}
+    rows = conn.execute(
+        select(pdfs.c.patient_id, func.max(pdfs.c.id))
+        .where(pdfs.c.account_id == account_id, pdfs.c.patient_id.in_(patient_ids))
+        .group_by(pdfs.c.patient_id)
+    ).all()
+    return {patient_id: pdf_id for patient_id, pdf_id in rows}
+
+
+def delete_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | None:
+    row = get_pdf(conn, account_id, pdf_id)
+    if row is not None:
+        conn.execute(sql_delete(pdfs).where(pdfs.c.id == pdf_id, pdfs.c.account_id == account_id))
+    return row

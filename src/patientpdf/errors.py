@@ -1,0 +1,69 @@
+"""The error tree. Every error a client sees is one of these, rendered as {"detail", "code"}.
+
+ApiError
+ ├── BadRequest (400)        the request or the file is wrong; the detail says how to fix it
+ ├── Unauthenticated (401)   no key, unknown key, revoked key
+ ├── Forbidden (403)         the key is valid but the resource belongs to another account
+ ├── NotFound (404)
+ ├── PayloadTooLarge (413)
+ ├── RangeNotSatisfiable (416)
+ ├── InsufficientStorage (507)
+ └── Unavailable (503)       a backend is down; carries Retry-After
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    code = "authentication_required"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "file_too_large"
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+    code = "range_not_satisfiable"
+
+
+class InsufficientStorage(ApiError):
+    status = 507
+    code = "storage_full"
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "service_unavailable"
+
+    def __init__(self, detail: str, *, code: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})

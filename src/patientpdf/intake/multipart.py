@@ -1,0 +1,251 @@
+"""Stream a multipart/form-data upload to a spool file: count, hash and refuse at the limit.
+
+python-multipart does the parsing (it finds boundaries in whole chunks); this module decides
+what each part is for. Only two fields matter: `file` (the PDF's bytes, written straight to an
+exclusive spool file) and `filename` (a short text field). Anything else is skipped but counted
+against the form-overhead allowance, so it cannot be used to send unbounded data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.exceptions import FormParserError, MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from patientpdf.errors import BadRequest, InsufficientStorage, PayloadTooLarge
+
+FORM_OVERHEAD_BYTES = 64 * 1024  # boundaries, part headers and small fields around the PDF
+MAX_FIELD_BYTES = 4096
+MAX_PARTS = 16
+MAX_PART_HEADER_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    max_file_bytes: int
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_file_bytes + FORM_OVERHEAD_BYTES
+
+    def too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"File too large: the PDF exceeds the maximum allowed size of {self.max_file_bytes} bytes "
+            f"({self.max_file_bytes / 1024 / 1024:g} MiB). Split or compress it and upload again.",
+        )
+
+
+def multipart_boundary(content_type: str | None) -> bytes:
+    """The boundary of a multipart/form-data request, or a 400 that says what to send instead."""
+    mime, params = parse_options_header(content_type or "")
+    if mime != b"multipart/form-data":
+        raise BadRequest(
+            "The request body must be multipart/form-data with a 'file' part and a 'filename' field "
+            "(curl: --form file=@report.pdf --form filename=report.pdf).",
+            code="not_multipart",
+        )
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadRequest(
+            "The Content-Type header has no multipart boundary. Let your HTTP client build the "
+            "multipart body and its header instead of setting Content-Type by hand.",
+            code="malformed_multipart",
+        )
+    return boundary
+
+
+@dataclass
+class ReceivedUpload:
+    """The outcome of streaming one request body; owns the spool file until it is stored."""
+
+    spool_path: Path | None = None
+    size: int = 0
+    sha256: str = ""
+    filename: str | None = None
+
+    def discard(self) -> None:
+        if self.spool_path is not None:
+            self.spool_path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    header_field: bytearray = field(default_factory=bytearray)
+    header_value: bytearray = field(default_factory=bytearray)
+    kind: str = "skip"  # "file", "filename" or "skip"
+
+
+class _UploadReceiver:
+    def __init__(self, boundary: bytes, limits: IntakeLimits, spool_dir: Path) -> None:
+        self.limits = limits
+        self.spool_dir = spool_dir
+        self.result = ReceivedUpload()
+        self.fd: int | None = None
+        self.hasher = hashlib.sha256()
+        self.filename_field = bytearray()
+        self.overhead = 0
+        self.parts = 0
+        self.part = _Part()
+        self.finished = False
+        try:
+            self.parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self.on_part_begin,
+                    "on_header_field": self.on_header_field,
+                    "on_header_value": self.on_header_value,
+                    "on_header_end": self.on_header_end,
+                    "on_headers_finished": self.on_headers_finished,
+                    "on_part_data": self.on_part_data,
+                    "on_part_end": self.on_part_end,
+                    "on_end": self.on_end,
+                },
+                max_header_size=MAX_PART_HEADER_BYTES,
+            )
+        except FormParserError as exc:
+            raise BadRequest(f"The multipart boundary is not usable: {exc}.", code="malformed_multipart") from None
+
+    # parser callbacks ------------------------------------------------------------------
+
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise BadRequest(
+                f"The form has more than {MAX_PARTS} parts. Send only 'file' and 'filename'.",
+                code="too_many_parts",
+            )
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.part.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.part.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.part.headers[bytes(self.part.header_field).strip().lower()] = bytes(self.part.header_value).strip()
+        self.part.header_field.clear()
+        self.part.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        disposition, params = parse_options_header(self.part.headers.get(b"content-disposition"))
+        name = params.get(b"name") if disposition == b"form-data" else None
+        if name == b"file":
+            if self.fd is not None or self.result.spool_path is not None:
+                raise BadRequest("The form has more than one 'file' part. Send one PDF per request.", code="duplicate_file")
+            self._open_spool_file()
+            self.part.kind = "file"
+        elif name == b"filename":
+            if self.result.filename is not None or self.filename_field:
+                raise BadRequest("The form has more than one 'filename' field. Send it once.", code="duplicate_filename")
+            self.part.kind = "filename"
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        length = end - start
+        kind = self.part.kind
+        if kind == "file":
+            self.result.size += length
+            if self.result.size > self.limits.max_file_bytes:
+                raise self.limits.too_large()
+            chunk = memoryview(data)[start:end]
+            self.hasher.update(chunk)
+            assert self.fd is not None
+            while chunk:
+                chunk = chunk[os.write(self.fd, chunk) :]
+        elif kind == "filename":
+            self.filename_field += data[start:end]
+            if len(self.filename_field) > MAX_FIELD_BYTES:
+                raise BadRequest(
+                    f"The 'filename' field is longer than {MAX_FIELD_BYTES} bytes. Send a short file name.",
+                    code="filename_too_long",
+                )
+        else:
+            self.overhead += length
+            if self.overhead > FORM_OVERHEAD_BYTES:
+                raise self.limits.too_large()
+
+    def on_part_end(self) -> None:
+        if self.part.kind == "filename":
+            try:
+                self.result.filename = bytes(self.filename_field).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("The 'filename' field is not valid UTF-8 text.", code="invalid_filename") from None
+        elif self.part.kind == "file":
+            self._close_spool_file()
+        self.part = _Part()
+
+    def on_end(self) -> None:
+        self.finished = True
+
+    # spool file ------------------------------------------------------------------------
+
+    def _open_spool_file(self) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spool_dir / f"upload-{secrets.token_hex(16)}.part"
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        self.result.spool_path = path
+
+    def _close_spool_file(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    # driving ---------------------------------------------------------------------------
+
+    async def consume(self, chunks: AsyncIterator[bytes]) -> ReceivedUpload:
+        received = 0
+        try:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > self.limits.max_body_bytes:
+                    raise self.limits.too_large()
+                if chunk:
+                    self.parser.write(chunk)
+            if not self.finished:
+                raise BadRequest(
+                    "The multipart body ended before its closing boundary: the upload was cut short. Send it again.",
+                    code="incomplete_multipart",
+                )
+            if self.result.spool_path is None:
+                raise BadRequest(
+                    "The form has no 'file' part. Send the PDF as --form file=@report.pdf.", code="missing_file"
+                )
+            self.result.sha256 = self.hasher.hexdigest()
+            return self.result
+        except MultipartParseError as exc:
+            self._abandon()
+            raise BadRequest(f"The multipart body is malformed: {exc}.", code="malformed_multipart") from None
+        except OSError as exc:
+            self._abandon()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(
+                    "The server has no space left to receive this PDF. Nothing was stored; try again later.",
+                    code="storage_full",
+                ) from exc
+            raise
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            self._close_spool_file()
+
+    def _abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            self._close_spool_file()
+        self.result.discard()
+
+
+async def receive_upload(
+    chunks: AsyncIterator[bytes], boundary: bytes, limits: IntakeLimits, spool_dir: Path
+) -> ReceivedUpload:
+    """Stream the body; on any error nothing of it is left in `spool_dir`."""
+    return await _UploadReceiver(boundary, limits, spool_dir).consume(chunks)

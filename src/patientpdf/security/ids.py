@@ -1,0 +1,30 @@
+"""Identifiers that sort by creation time and cannot be guessed."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+# Crockford's base32 in lowercase: its characters sort in the same order as their values.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_TIME_BITS = 48  # milliseconds since the epoch, good until the year 10889
+_RANDOM_BITS = 96
+_LENGTH = (_TIME_BITS + _RANDOM_BITS + 4) // 5  # 29 characters
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_pdf_id() -> str:
+    millis = time.time_ns() // 1_000_000
+    value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
+    return "pdf_" + _encode(value, _LENGTH)
+
+
+def is_pdf_id(value: str) -> bool:
+    return len(value) == 4 + _LENGTH and value.startswith("pdf_") and all(c in _ALPHABET for c in value[4:])

@@ -1,0 +1,1 @@
+"""Use cases. No HTTP types here; transactions come from `Database.read()` / `.write()`."""

@@ -1,0 +1,46 @@
+"""Patients of an account."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import RowMapping
+
+from patientpdf.context import Context
+from patientpdf.db import repositories as repo
+from patientpdf.errors import Forbidden, NotFound
+from patientpdf.services.accounts import now_utc
+
+
+def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> RowMapping:
+    with ctx.db.write() as conn:
+        if repo.get_account(conn, account_id) is None:
+            raise LookupError(f"no account with id {account_id}")
+        return repo.insert_patient(conn, account_id, values, now_utc())
+
+
+def owned_patient(ctx: Context, account_id: int, patient_id: int) -> RowMapping:
+    """The patient if it belongs to the account; 404 if it does not exist, 403 if it is another's."""
+    with ctx.db.read() as conn:
+        row = repo.get_patient(conn, account_id, patient_id)
+        if row is not None:
+            return row
+        if repo.patient_exists_in_any_account(conn, patient_id):
+            raise Forbidden(
+                "Unauthorized access: you can only use patients associated with your account.",
+                code="patient_forbidden",
+            )
+    raise NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
+
+
+def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], dict[int, str]]:
+    """The account's patients and the newest PDF id of each."""
+    with ctx.db.read() as conn:
+        rows = repo.list_patients(conn, account_id)
+        return rows, repo.newest_pdf_ids(conn, account_id, [row["id"] for row in rows])
+
+
+def newest_pdf_id(ctx: Context, account_id: int, patient_id: int) -> str | None:
+    with ctx.db.read() as conn:
+        return repo.newest_pdf_ids(conn, account_id, [patient_id]).get(patient_id)

@@ -1,0 +1,137 @@
+"""Storing, reading and deleting patients' PDFs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import RowMapping
+
+from patientpdf import storage
+from patientpdf.context import Context
+from patientpdf.db import repositories as repo
+from patientpdf.errors import Forbidden, InsufficientStorage, NotFound, Unavailable
+from patientpdf.intake.multipart import ReceivedUpload
+from patientpdf.intake.pdf_check import check_pdf
+from patientpdf.security.ids import is_pdf_id, new_pdf_id
+from patientpdf.security.links import LinkCheck
+from patientpdf.services.accounts import now_utc
+
+log = logging.getLogger(__name__)
+
+PDF_CONTENT_TYPE = "application/pdf"
+
+
+def storage_key_for(pdf_id: str) -> str:
+    # Spread over 1024 directories by the id's random tail; nothing of the client is in it.
+    return f"pdfs/{pdf_id[-2:]}/{pdf_id}.pdf"
+
+
+def storage_errors_as_api_errors(exc: storage.StorageError) -> Exception:
+    if isinstance(exc, storage.StorageFull):
+        return InsufficientStorage(
+            "The server has no space left to store this PDF. Nothing was stored; try again later.",
+            code="storage_full",
+        )
+    return Unavailable(
+        "The PDF storage is unavailable. Nothing was stored; retry in a few seconds.", code="storage_unavailable"
+    )
+
+
+def store_pdf(ctx: Context, account_id: int, patient_id: int, upload: ReceivedUpload, filename: str) -> dict[str, Any]:
+    """Check the spooled upload, store its bytes durably, then record it. All or nothing."""
+    assert upload.spool_path is not None
+    report = check_pdf(upload.spool_path, upload.size)
+    pdf_id = new_pdf_id()
+    key = storage_key_for(pdf_id)
+    try:
+        ctx.storage.put_file(key, upload.spool_path)
+    except storage.StorageError as exc:
+        raise storage_errors_as_api_errors(exc) from exc
+    values = {
+        "id": pdf_id,
+        "account_id": account_id,
+        "patient_id": patient_id,
+        "filename": filename,
+        "storage_key": key,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "content_type": PDF_CONTENT_TYPE,
+        "page_count": report.page_count,
+        "repaired": report.repaired,
+        "created_at": now_utc(),
+    }
+    try:
+        with ctx.db.write() as conn:
+            repo.insert_pdf(conn, values)
+    except BaseException:
+        _delete_blob_quietly(ctx, key)
+        raise
+    return values
+
+
+def _delete_blob_quietly(ctx: Context, key: str) -> None:
+    try:
+        ctx.storage.delete(key)
+    except storage.StorageError:
+        # Left for `patientpdf storage check` to find; the key holds no patient data.
+        log.exception("could not delete blob %s", key)
+
+
+def _pdf_not_found(pdf_id: str) -> NotFound:
+    return NotFound(f"PDF not found: no PDF with id {pdf_id!r} in your account.", code="pdf_not_found")
+
+
+def get_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
+    row = None
+    if is_pdf_id(pdf_id):
+        with ctx.db.read() as conn:
+            row = repo.get_pdf(conn, account_id, pdf_id)
+    if row is None:
+        raise _pdf_not_found(pdf_id)
+    return row
+
+
+def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> Sequence[RowMapping]:
+    with ctx.db.read() as conn:
+        return repo.list_pdfs_of_patient(conn, account_id, patient_id)
+
+
+def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> None:
+    """Delete the row first, then the bytes: a crash in between leaves bytes, never a dangling row."""
+    row = None
+    if is_pdf_id(pdf_id):
+        with ctx.db.write() as conn:
+            row = repo.delete_pdf(conn, account_id, pdf_id)
+    if row is None:
+        raise _pdf_not_found(pdf_id)
+    _delete_blob_quietly(ctx, row["storage_key"])
+
+
+def signed_url(ctx: Context, base_url: str, pdf_id: str) -> str:
+    expires, signature = ctx.signer.sign(pdf_id, ctx.settings.url_ttl_seconds)
+    return f"{base_url}/files/{pdf_id}?{urlencode({'expires': expires, 'signature': signature})}"
+
+
+def pdf_for_signed_link(ctx: Context, pdf_id: str, expires: str, signature: str) -> RowMapping:
+    outcome = ctx.signer.check(pdf_id, expires, signature)
+    if outcome is LinkCheck.INVALID:
+        raise Forbidden("This link is not valid: it was altered or cut short. Ask for a fresh link.", code="link_invalid")
+    if outcome is LinkCheck.EXPIRED:
+        raise Forbidden(
+            "This link has expired. Read the PDF's metadata (GET /pdfs/{id}) for a fresh link.", code="link_expired"
+        )
+    with ctx.db.read() as conn:
+        row = repo.get_pdf_for_signed_link(conn, pdf_id)
+    if row is None:
+        raise NotFound("This PDF no longer exists.", code="pdf_not_found")
+    return row
+
+
+def open_bytes(ctx: Context, row: RowMapping, start: int, length: int) -> Any:
+    try:
+        return ctx.storage.open_range(row["storage_key"], start, length)
+    except storage.StorageError as exc:
+        raise storage_errors_as_api_errors(exc) from exc

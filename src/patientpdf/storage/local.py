@@ -1,0 +1,116 @@
+"""Local-disk backend: blobs under a root directory, made durable by fsync and atomic rename."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from patientpdf.storage.base import BlobInfo, StorageError, StorageFull, StorageUnavailable
+
+READ_CHUNK = 1024 * 1024
+
+
+def _translate(exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(str(exc))
+    return StorageUnavailable(str(exc))
+
+
+def fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"bad storage key {key!r}")
+        return self.root / key
+
+    def put_file(self, key: str, source: Path) -> None:
+        target = self._path(key)
+        try:
+            fsync_path(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(source, target)  # atomic: readers see all of the file or none
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_across_filesystems(source, target)
+                source.unlink()
+            fsync_path(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise _translate(exc) from exc
+
+    def _copy_across_filesystems(self, source: Path, target: Path) -> None:
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with open(source, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst, READ_CHUNK)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.rename(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def open_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")
+        except OSError as exc:
+            raise _translate(exc) from exc
+        return self._read(handle, start, length)
+
+    @staticmethod
+    def _read(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+        with handle:
+            handle.seek(start)
+            remaining = length
+            while remaining > 0:
+                chunk = handle.read(min(READ_CHUNK, remaining))
+                if not chunk:
+                    raise StorageError("blob shorter than its recorded size")
+                remaining -= len(chunk)
+                yield chunk
+
+    def stat(self, key: str) -> BlobInfo | None:
+        try:
+            return BlobInfo(key=key, size=self._path(key).stat().st_size)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _translate(exc) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _translate(exc) from exc
+
+    def iter_keys(self) -> Iterator[str]:
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.endswith(".partial"):
+                yield path.relative_to(self.root).as_posix()
+
+    def ping(self) -> None:
+        try:
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise StorageUnavailable(f"storage root {self.root} is not writable")
+            os.statvfs(self.root)
+        except OSError as exc:
+            raise _translate(exc) from exc
