@@ -32,7 +32,8 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only a handler of ours (factory called again), never another's (pytest's capture).
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h.formatter, JsonFormatter)] + [handler]
     root.setLevel(level.upper())
     # uvicorn's own access log prints the query string; ours (api/middleware.py) does not.
     for name in ("uvicorn", "uvicorn.error"):

@@ -1,0 +1,72 @@
+"""API keys and account isolation: a key never reaches another account's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import LiveServer, Tenant, sample
+from patientpdf.services.accounts import list_keys, revoke_key
+
+
+def test_missing_and_invalid_keys_are_401_everywhere(server: LiveServer, tenant: Tenant) -> None:
+    pdf_id = server.upload(tenant, sample("valid.pdf")).json()["id"]
+    endpoints = [
+        ("GET", "/patients"),
+        ("POST", "/patients"),
+        ("GET", f"/patients/{tenant.patient_id}/"),
+        ("GET", f"/patients/{tenant.patient_id}/pdfs/"),
+        ("GET", f"/pdfs/{pdf_id}"),
+        ("GET", f"/pdfs/{pdf_id}/content"),
+        ("DELETE", f"/pdfs/{pdf_id}"),
+        ("POST", f"/patients/{tenant.patient_id}/pdf/"),
+    ]
+    for headers, code in (({}, "api_key_missing"), ({"X-API-Key": tenant.key[:-1] + "x"}, "api_key_invalid")):
+        for method, path in endpoints:
+            response = server.client.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, path)
+            assert response.json()["code"] == code
+    assert server.client.get(f"/pdfs/{pdf_id}", headers=tenant.headers).status_code == 200
+
+
+def test_revoked_key_is_401_at_once(server: LiveServer, tenant: Tenant) -> None:
+    assert server.client.get("/patients", headers=tenant.headers).status_code == 200
+    revoke_key(server.context, tenant.key_id)
+    response = server.client.get("/patients", headers=tenant.headers)
+    assert response.status_code == 401 and response.json()["code"] == "api_key_revoked"
+    assert server.upload(tenant, sample("valid.pdf")).status_code == 401
+
+
+def test_key_is_stored_only_as_a_hash_and_records_last_use(server: LiveServer, tenant: Tenant) -> None:
+    from sqlalchemy import text
+
+    with server.context.db.read() as conn:
+        stored = " ".join(str(v) for row in conn.execute(text("SELECT * FROM api_keys")).all() for v in row)
+    assert tenant.key not in stored and tenant.key[:12] in stored
+    assert list_keys(server.context, tenant.account_id)[0]["last_used_at"] is None
+    server.client.get("/patients", headers=tenant.headers)
+    assert list_keys(server.context, tenant.account_id)[0]["last_used_at"] is not None
+
+
+def test_another_accounts_data_is_out_of_reach(server: LiveServer, tenant: Tenant) -> None:
+    other = server.tenant("Other clinic")
+    theirs = server.upload(other, sample("valid.pdf")).json()["id"]
+    mine = tenant.headers
+    # PDFs: as if they did not exist
+    for method, path in (("GET", f"/pdfs/{theirs}"), ("GET", f"/pdfs/{theirs}/content"), ("DELETE", f"/pdfs/{theirs}")):
+        response = server.client.request(method, path, headers=mine)
+        assert response.status_code == 404 and response.json()["code"] == "pdf_not_found"
+    # patients: 403, as the upload doc says
+    for path in (f"/patients/{other.patient_id}/", f"/patients/{other.patient_id}/pdfs/"):
+        response = server.client.get(path, headers=mine)
+        assert response.status_code == 403 and response.json()["code"] == "patient_forbidden"
+    assert server.upload(tenant, sample("valid.pdf"), patient_id=other.patient_id).status_code == 403
+    assert [p["id"] for p in server.client.get("/patients", headers=mine).json()] == [tenant.patient_id]
+    # and the other account still has its PDF
+    assert server.client.get(f"/pdfs/{theirs}", headers=other.headers).status_code == 200
+
+
+@pytest.mark.parametrize("pdf_id", ["pdf_x", "../etc/passwd", "pdf_" + "0" * 29, "%00"])
+def test_malformed_or_unknown_pdf_ids_are_404(server: LiveServer, tenant: Tenant, pdf_id: str) -> None:
+    response = server.client.get(f"/pdfs/{pdf_id}", headers=tenant.headers)
+    assert response.status_code == 404
+    assert set(response.json()) == {"detail", "code"}

@@ -1,0 +1,149 @@
+"""Serving bytes back: signed links, the keyed download, ranges, headers, delete."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+
+from conftest import LiveServer, Tenant, sample
+
+
+@pytest.fixture
+def uploaded(server: LiveServer, tenant: Tenant) -> dict:
+    response = server.upload(tenant, sample("valid.pdf"), filename="Résumé \"final\".pdf")
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_signed_link_opens_without_a_key(server: LiveServer, uploaded: dict) -> None:
+    response = httpx.get(uploaded["url"])  # a fresh client: no key, no cookies
+    assert response.status_code == 200
+    assert response.content == sample("valid.pdf")
+    headers = response.headers
+    assert headers["content-type"] == "application/pdf"
+    assert headers["accept-ranges"] == "bytes"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "private, no-store"
+    assert headers["etag"] == f'"{hashlib.sha256(sample("valid.pdf")).hexdigest()}"'
+    assert headers["content-disposition"] == (
+        "inline; filename=\"R_sum_ _final_.pdf\"; filename*=UTF-8''R%C3%A9sum%C3%A9%20%22final%22.pdf"
+    )
+    assert "content-security-policy" not in headers
+
+
+def test_keyed_download_matches(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
+    response = server.client.get(f"/pdfs/{uploaded['id']}/content", headers=tenant.headers)
+    assert response.status_code == 200 and response.content == sample("valid.pdf")
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | changes
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def test_altered_link_is_403_invalid(server: LiveServer, uploaded: dict) -> None:
+    signature = parse_qs(urlsplit(uploaded["url"]).query)["signature"][0]
+    expires = parse_qs(urlsplit(uploaded["url"]).query)["expires"][0]
+    tampered = [
+        _with_query(uploaded["url"], signature=signature[:-1] + ("A" if signature[-1] != "A" else "B")),
+        _with_query(uploaded["url"], expires=str(int(expires) + 3600)),
+        _with_query(uploaded["url"], signature=""),
+        uploaded["url"].split("?")[0],
+    ]
+    for url in tampered:
+        response = httpx.get(url)
+        assert response.status_code == 403, url
+        assert response.json()["code"] == "link_invalid"
+
+
+def test_link_for_another_pdf_id_is_invalid(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
+    other = server.upload(tenant, sample("valid.pdf")).json()
+    swapped = uploaded["url"].replace(uploaded["id"], other["id"])
+    assert httpx.get(swapped).json()["code"] == "link_invalid"
+
+
+def test_expired_link_is_403_expired(server: LiveServer, uploaded: dict) -> None:
+    expires, signature = server.context.signer.sign(uploaded["id"], ttl_seconds=-1)
+    url = f"{server.base_url}/files/{uploaded['id']}?expires={expires}&signature={signature}"
+    response = httpx.get(url)
+    assert response.status_code == 403 and response.json()["code"] == "link_expired"
+
+
+def test_link_lifetime_follows_the_setting(make_server) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    server = make_server(url_ttl_seconds=120)
+    tenant = server.tenant()
+    url = server.upload(tenant, sample("valid.pdf")).json()["url"]
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert 110 <= expires - time.time() <= 121
+
+
+def test_public_base_url_is_used_for_links(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(public_base_url="https://pdfs.example.org/")
+    url = server.upload(server.tenant(), sample("valid.pdf")).json()["url"]
+    assert url.startswith("https://pdfs.example.org/files/pdf_")
+
+
+@pytest.mark.parametrize(
+    ("range_header", "start", "end"),
+    [("bytes=0-9", 0, 9), ("bytes=10-", 10, None), ("bytes=-20", -20, None), ("bytes=5-100000", 5, None)],
+)
+def test_ranges(uploaded: dict, range_header: str, start: int, end: int | None) -> None:
+    content = sample("valid.pdf")
+    expected = content[start:] if end is None else content[start : end + 1]
+    response = httpx.get(uploaded["url"], headers={"Range": range_header})
+    assert response.status_code == 206
+    assert response.content == expected
+    first = start if start >= 0 else len(content) + start
+    assert response.headers["content-range"] == f"bytes {first}-{first + len(expected) - 1}/{len(content)}"
+
+
+def test_unsatisfiable_range_is_416(uploaded: dict) -> None:
+    size = len(sample("valid.pdf"))
+    response = httpx.get(uploaded["url"], headers={"Range": f"bytes={size}-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert response.json()["code"] == "range_not_satisfiable"
+
+
+def test_multiple_ranges_and_stale_if_range_get_the_whole_file(uploaded: dict) -> None:
+    assert httpx.get(uploaded["url"], headers={"Range": "bytes=0-1,4-5"}).status_code == 200
+    assert httpx.get(uploaded["url"], headers={"Range": "bytes=0-1", "If-Range": '"other"'}).status_code == 200
+
+
+def test_head_gives_headers_only(uploaded: dict) -> None:
+    response = httpx.head(uploaded["url"])
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["content-length"] == str(len(sample("valid.pdf")))
+
+
+def test_metadata_read_gives_a_fresh_working_url(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
+    meta = server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).json()
+    assert {k: meta[k] for k in ("id", "filename", "created_at", "patient_id")} == {
+        k: uploaded[k] for k in ("id", "filename", "created_at", "patient_id")
+    }
+    assert httpx.get(meta["url"]).content == sample("valid.pdf")
+
+
+def test_delete_removes_bytes_row_and_links(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
+    assert len([p for p in server.stored_files() if "blobs" in p.parts]) == 1
+    response = server.client.delete(f"/pdfs/{uploaded['id']}", headers=tenant.headers)
+    assert response.status_code == 204 and response.content == b""
+    assert server.stored_files() == []
+    assert server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).status_code == 404
+    assert httpx.get(uploaded["url"]).status_code == 404
+    assert server.client.delete(f"/pdfs/{uploaded['id']}", headers=tenant.headers).status_code == 404
+
+
+def test_patient_pdfs_listed_newest_first(server: LiveServer, tenant: Tenant) -> None:
+    ids = [server.upload(tenant, sample("valid.pdf"), filename=f"{n}.pdf").json()["id"] for n in range(3)]
+    listed = server.client.get(f"/patients/{tenant.patient_id}/pdfs/", headers=tenant.headers).json()
+    assert [item["id"] for item in listed] == ids[::-1]
+    assert {"size", "sha256", "content_type", "url"} <= set(listed[0])
+    without_slash = server.client.get(f"/patients/{tenant.patient_id}/pdfs", headers=tenant.headers).json()
+    assert [item["id"] for item in without_slash] == ids[::-1]
