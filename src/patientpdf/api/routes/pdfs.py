@@ -26,9 +26,8 @@ async def get_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, co
     return JSONResponse(pdf_metadata_body(row, pdfs.signed_url(context, base_url(request, context), row["id"])))
 
 
-@router.api_route(
+@router.get(
     "/pdfs/{pdf_id}/content",
-    methods=["GET", "HEAD"],
     responses={200: PDF_BYTES, 206: {"description": "One byte range of the PDF"}} | AUTH | NOT_FOUND,
     response_class=Response,
     summary="Download a PDF with the API key",
@@ -44,9 +43,8 @@ async def delete_pdf(pdf_id: str, principal: CurrentPrincipal, context: ServiceC
     return Response(status_code=204)
 
 
-@router.api_route(
+@router.get(
     "/files/{pdf_id}",
-    methods=["GET", "HEAD"],
     responses={200: PDF_BYTES, 403: {"model": ErrorBody, "description": "The link expired or was altered"}} | NOT_FOUND,
     response_class=Response,
     summary="Download a PDF through its signed link (no API key)",
@@ -60,6 +58,11 @@ async def signed_download(
 ) -> Response:
     row = await run_in_threadpool(pdfs.pdf_for_signed_link, context, pdf_id, expires, signature)
     return await pdf_response(request, context, row)
+
+
+# HEAD answers with the headers of GET (browsers and download managers probe with it).
+router.add_api_route("/pdfs/{pdf_id}/content", download_pdf, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/files/{pdf_id}", signed_download, methods=["HEAD"], include_in_schema=False)
 
 
 async def list_patient_pdfs(

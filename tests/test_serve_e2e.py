@@ -1,0 +1,128 @@
+"""The real thing: `patientpdf serve` as a process, driven by curl exactly as the upload doc shows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pikepdf
+import pytest
+
+from conftest import SAMPLES, free_port
+
+CLI = str(Path(sys.executable).with_name("patientpdf"))
+
+
+class Served:
+    def __init__(self, data_dir: Path, workers: int, extra_env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PATIENTPDF_DATA_DIR": str(data_dir), **extra_env}
+        self.log_path = data_dir.parent / f"serve-{self.port}.log"
+        demo = subprocess.run([CLI, "demo", "--json", "--base-url", self.base_url], env=self.env, capture_output=True, text=True, check=True)
+        self.demo = json.loads(demo.stdout)
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [CLI, "serve", "--port", str(self.port), "--workers", str(workers)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.base_url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None and time.monotonic() < deadline, self.logs()
+            time.sleep(0.1)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path / "data", workers=2, extra_env={})
+    yield server
+    server.stop()
+
+
+def curl(*args: str) -> str:
+    return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_upload_with_the_docs_curl_and_download_the_same_bytes(served: Served, tmp_path: Path) -> None:
+    pdf = SAMPLES / "valid.pdf"
+    body = curl(
+        "--request", "POST",
+        "--url", f"{served.base_url}/patients/{served.demo['patient_id']}/pdf/",
+        "--header", "Content-Type: multipart/form-data",
+        "--header", f"X-API-Key: {served.demo['api_key']}",
+        "--form", f"file=@{pdf}",
+        "--form", "filename=Chart of Jane Q. Sample.pdf",
+    )  # fmt: skip
+    uploaded = json.loads(body)
+    assert set(uploaded) == {"id", "url", "filename", "created_at", "patient_id"}
+    assert uploaded["filename"] == "Chart of Jane Q. Sample.pdf"
+    downloaded = tmp_path / "downloaded.pdf"
+    curl("--fail", "--output", str(downloaded), uploaded["url"])
+    assert downloaded.read_bytes() == pdf.read_bytes()
+    # the printed demo command works as printed
+    demo_result = json.loads(subprocess.run(served.demo["curl"], shell=True, capture_output=True, text=True, check=True).stdout)
+    assert demo_result["filename"] == "demo.pdf"
+
+    served.stop()
+    logs = served.logs()
+    assert '"path": "/patients/1/pdf/"' in logs and '"status": 201' in logs
+    signature = uploaded["url"].split("signature=")[1]
+    for secret in (served.demo["api_key"], signature, "Chart of Jane", "Demo Patient", "demo.pdf", "expires="):
+        assert secret not in logs, secret
+
+
+def test_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
+    """One worker (no supervisor: the serve process is the worker) receives a 120 MB PDF."""
+    big = tmp_path / "big.pdf"
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.pages[0].obj["/Padding"] = pdf.make_stream(os.urandom(120 * 1024 * 1024))
+    pdf.save(big, compress_streams=False)
+    server = Served(tmp_path / "data", workers=1, extra_env={"PATIENTPDF_MAX_UPLOAD_BYTES": str(200 * 1024 * 1024)})
+    try:
+        status_file = Path(f"/proc/{server.process.pid}/status")
+        Path(f"/proc/{server.process.pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
+        baseline = _vm_kib(status_file, "VmRSS")
+        body = curl(
+            "--request", "POST", "--url", f"{server.base_url}/patients/{server.demo['patient_id']}/pdf/",
+            "--header", f"X-API-Key: {server.demo['api_key']}", "--form", f"file=@{big}", "--form", "filename=big.pdf",
+        )  # fmt: skip
+        uploaded = json.loads(body)
+        peak_growth_mib = (_vm_kib(status_file, "VmHWM") - baseline) / 1024
+        assert peak_growth_mib < 40, f"peak RSS grew by {peak_growth_mib:.0f} MiB for a 120 MiB upload"
+        meta = httpx.get(f"{server.base_url}/pdfs/{uploaded['id']}", headers={"X-API-Key": server.demo["api_key"]}).json()
+        assert meta["size"] == big.stat().st_size
+        assert meta["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    finally:
+        server.stop()
+
+
+def _vm_kib(status_file: Path, field: str) -> int:
+    for line in status_file.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"{field} not in {status_file}")
