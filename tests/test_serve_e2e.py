@@ -126,3 +126,22 @@ def _vm_kib(status_file: Path, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"{field} not in {status_file}")
+
+
+def test_concurrent_uploads_across_workers_all_land(served: Served) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    headers = {"X-API-Key": served.demo["api_key"]}
+    url = f"{served.base_url}/patients/{served.demo['patient_id']}/pdf/"
+    content = (SAMPLES / "valid.pdf").read_bytes()
+
+    def upload(n: int) -> int:
+        with httpx.Client() as client:  # one connection each, so both workers take requests
+            files = {"file": ("x.pdf", content)}
+            return client.post(url, headers=headers, files=files, data={"filename": f"{n}.pdf"}, timeout=60).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(upload, range(48)))
+    assert statuses == [201] * 48
+    listed = httpx.get(f"{served.base_url}/patients/{served.demo['patient_id']}/pdfs/", headers=headers).json()
+    assert sorted(item["filename"] for item in listed) == sorted(f"{n}.pdf" for n in range(48))
