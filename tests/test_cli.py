@@ -73,3 +73,16 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
     result = subprocess.run([CLI, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "max_upload_bytes" in result.stderr
+
+
+def test_serve_sweeps_old_half_received_uploads(tmp_path: Path) -> None:
+    from patientpdf.cli.main import _sweep_spool
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    old, fresh = spool / "upload-old.part", spool / "upload-new.part"
+    old.write_bytes(b"%PDF-")
+    fresh.write_bytes(b"%PDF-")
+    os.utime(old, (0, 0))
+    _sweep_spool(spool)
+    assert not old.exists() and fresh.exists()

@@ -80,6 +80,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     configure_logging(settings.log_level)
     upgrade(settings.resolved_database_url)
     load_or_create_secret(settings.secret_key, settings.data_dir)  # once, before workers race for it
+    _sweep_spool(settings.spool_dir)
     workers = workers or os.cpu_count() or 1
     _emit(as_json, {"host": host, "port": port, "workers": workers}, f"serving on http://{host}:{port} with {workers} workers")
     sys.stdout.flush()
@@ -97,6 +98,17 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
         timeout_keep_alive=15,
         limit_concurrency=1024,
     )
+
+
+def _sweep_spool(spool_dir: Any, older_than_seconds: int = 3600) -> None:
+    """Remove uploads that a crash or kill left half-received. Only old ones: another process
+    sharing this data directory may be receiving right now."""
+    import time
+
+    cutoff = time.time() - older_than_seconds
+    for path in spool_dir.glob("upload-*.part") if spool_dir.exists() else ():
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
 
 
 @cli.group()
