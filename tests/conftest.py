@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from backends import SeaweedS3, start_postgres, start_seaweed
 from patientpdf.app import create_app
 from patientpdf.context import Context
 from patientpdf.db.migrate import upgrade
@@ -23,6 +25,8 @@ from patientpdf.services.patients import create_patient
 from patientpdf.settings import Settings
 
 SAMPLES = Path(__file__).parent / "samples"
+# Every server-based test runs on the embedded default and on the scaled-out configuration.
+BACKENDS = ["sqlite+local", "postgres+s3"]
 
 
 def sample(name: str) -> bytes:
@@ -53,6 +57,11 @@ class LiveServer:
     settings: Settings
     context: Context
     client: httpx.Client
+    backend: str = "sqlite+local"
+
+    def require(self, backend: str, why: str) -> None:
+        if self.backend != backend:
+            pytest.skip(f"{why}: {backend} only")
 
     def tenant(self, name: str = "Clinic") -> Tenant:
         account = create_account(self.context, name)
@@ -75,12 +84,16 @@ class LiveServer:
     def data_dir(self) -> Path:
         return self.settings.data_dir
 
-    def stored_files(self) -> list[Path]:
-        """Every file under blobs/ and spool/: what an upload left behind."""
-        return sorted(p for d in ("blobs", "spool") for p in (self.data_dir / d).rglob("*") if p.is_file())
+    def blob_keys(self) -> list[str]:
+        return sorted(self.context.storage.iter_keys())
+
+    def stored_files(self) -> list[str]:
+        """Every stored blob and every spool file: what uploads left behind."""
+        spool = sorted(str(p) for p in (self.data_dir / "spool").rglob("*") if p.is_file())
+        return spool + self.blob_keys()
 
 
-def _run_server(settings: Settings) -> Iterator[LiveServer]:
+def _run_server(settings: Settings, backend: str = "sqlite+local") -> Iterator[LiveServer]:
     upgrade(settings.resolved_database_url)
     app = create_app(settings)
     port = free_port()
@@ -96,21 +109,54 @@ def _run_server(settings: Settings) -> Iterator[LiveServer]:
     base_url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base_url, timeout=30) as client:
         try:
-            yield LiveServer(base_url=base_url, settings=settings, context=app.state.context, client=client)
+            yield LiveServer(base_url=base_url, settings=settings, context=app.state.context, client=client, backend=backend)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    yield from start_postgres()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    yield from start_seaweed(tmp_path_factory.mktemp("weed"))
+
+
+def backend_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings that point a new server at its own schema and bucket of the shared backends."""
+    if backend == "sqlite+local":
+        return {}
+    postgres = request.getfixturevalue("postgres")
+    store: SeaweedS3 = request.getfixturevalue("seaweed")
+    return {
+        "database_url": postgres.new_schema(),
+        "storage_url": store.new_storage_url(),
+        "s3_endpoint_url": store.endpoint,
+        "s3_access_key_id": store.access_key,
+        "s3_secret_access_key": store.secret_key,
+        "secret_key": secrets.token_urlsafe(40),
+    }
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LiveServer]]:
-    """Start a server with settings overrides; stopped at the end of the test."""
+def make_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., LiveServer]]:
+    """Start a server on this test's backend with settings overrides; stopped at the end of the test."""
     generators: list[Iterator[LiveServer]] = []
 
     def start(**overrides: Any) -> LiveServer:
         data_dir = tmp_path_factory.mktemp("data")
-        settings = Settings(data_dir=data_dir, **overrides)
-        generator = _run_server(settings)
+        settings = Settings(data_dir=data_dir, **(backend_settings(backend, request) | overrides))
+        generator = _run_server(settings, backend)
         generators.append(generator)
         return next(generator)
 
@@ -119,11 +165,12 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         next(generator, None)
 
 
-@pytest.fixture(scope="session")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server for tests that only add data (each test makes its own tenant)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("shared"), max_upload_bytes=1024 * 1024)
-    yield from _run_server(settings)
+@pytest.fixture(scope="session", params=BACKENDS)
+def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server per backend for tests that only add data (each test makes its own tenant)."""
+    overrides = backend_settings(request.param, request) | {"max_upload_bytes": 1024 * 1024}
+    settings = Settings(data_dir=tmp_path_factory.mktemp("shared"), **overrides)
+    yield from _run_server(settings, request.param)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_disk_full_is_507_and_leaves_nothing(small_disk: Path, make_server: Callable[..., LiveServer]) -> None:
     server = make_server(max_upload_bytes=4 * 1024 * 1024)
+    server.require("sqlite+local", "fills a local disk")
     # move bytes (spool and blobs) onto the small disk; the database stays where it is
     for name in ("blobs", "spool"):
         target = small_disk / name

@@ -131,7 +131,7 @@ def test_metadata_read_gives_a_fresh_working_url(server: LiveServer, tenant: Ten
 
 
 def test_delete_removes_bytes_row_and_links(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
-    assert len([p for p in server.stored_files() if "blobs" in p.parts]) == 1
+    assert len(server.blob_keys()) == 1
     response = server.client.delete(f"/pdfs/{uploaded['id']}", headers=tenant.headers)
     assert response.status_code == 204 and response.content == b""
     assert server.stored_files() == []

@@ -20,10 +20,11 @@ class Context:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Context":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.check_for_serving()
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url),
-            storage=open_storage(settings.resolved_storage_url),
+            storage=open_storage(settings.resolved_storage_url, settings),
             signer=LinkSigner(load_or_create_secret(settings.secret_key, settings.data_dir)),
         )
 

@@ -15,17 +15,37 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("./data"), description="Where the SQLite database, the stored PDFs and the generated secret live.")
     database_url: str | None = Field(None, description="SQLAlchemy URL of the metadata database; default: SQLite file `patientpdf.db` in the data directory.")
-    storage_url: str | None = Field(None, description="Where PDF bytes are kept; default: `file://<data dir>/blobs`.")
+    storage_url: str | None = Field(None, description="Where PDF bytes are kept: `file:///path` or `s3://bucket/prefix`; default: `file://<data dir>/blobs`.")
     max_upload_bytes: int = Field(100 * MIB, gt=0, description="Largest PDF accepted, in bytes.")
     public_base_url: str | None = Field(None, description="Scheme, host and port used to build absolute links; default: taken from the request.")
     url_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of the signed link returned as `url`.")
     secret_key: str | None = Field(None, description="Secret that signs links; default: generated once and kept in `<data dir>/secret_key`.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stderr.")
+    # S3-compatible storage; each falls back to the standard AWS_* variable when unset.
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, SeaweedFS, Ceph); else AWS_ENDPOINT_URL, else AWS.")
+    s3_region: str | None = Field(None, description="S3 region; else AWS_REGION / AWS_DEFAULT_REGION.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key; else AWS_ACCESS_KEY_ID (or the AWS credential chain).")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret key; else AWS_SECRET_ACCESS_KEY.")
+    s3_presign: bool = Field(False, description="Return the store's own presigned URL as `url`, so downloads bypass the API.")
 
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def check_for_serving(self) -> None:
+        """Refuse configurations that would break several processes sharing one database."""
+        if not self.is_sqlite and not self.secret_key:
+            raise ValueError(
+                "PATIENTPDF_SECRET_KEY is required with a shared database: every API process must sign "
+                "links with the same secret. Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ValueError("PATIENTPDF_SECRET_KEY must be at least 32 characters long.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from fastapi import Request
 from sqlalchemy import RowMapping
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from patientpdf.content_disposition import inline_disposition
 from patientpdf.context import Context
 from patientpdf.errors import RangeNotSatisfiable
 from patientpdf.services.pdfs import open_bytes
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
-
-
-def content_disposition(filename: str) -> str:
-    """RFC 6266 with an ASCII fallback and the exact name in RFC 5987 `filename*`."""
-    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
-    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -56,7 +50,7 @@ async def pdf_response(request: Request, context: Context, row: RowMapping) -> R
     size = row["size"]
     etag = f'"{row["sha256"]}"'
     headers = {
-        "Content-Disposition": content_disposition(row["filename"]),
+        "Content-Disposition": inline_disposition(row["filename"]),
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "X-Content-Type-Options": "nosniff",

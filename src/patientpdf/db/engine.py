@@ -40,6 +40,8 @@ def _sqlite_begin(conn: Connection) -> None:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
+        if self.url.drivername in ("postgresql", "postgres"):
+            self.url = self.url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
@@ -48,7 +50,15 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            self.engine = create_engine(self.url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+            # pre-ping: a connection that died while the database was away is replaced, not used.
+            self.engine = create_engine(
+                self.url,
+                pool_size=5,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                connect_args={"connect_timeout": 5},
+            )
 
     @contextmanager
     def _transaction(self, writes: bool) -> Iterator[Connection]:

@@ -113,16 +113,17 @@ def list_pdfs_of_patient(conn: Connection, account_id: int, patient_id: int) -> 
     )
 
 
-def newest_pdf_ids(conn: Connection, account_id: int, patient_ids: Sequence[int]) -> dict[int, str]:
-    """The newest PDF id of each patient (ids sort by creation time)."""
+def newest_pdfs(conn: Connection, account_id: int, patient_ids: Sequence[int]) -> dict[int, RowMapping]:
+    """The newest PDF of each patient (ids sort by creation time)."""
     if not patient_ids:
         return {}
-    rows = conn.execute(
-        select(pdfs.c.patient_id, func.max(pdfs.c.id))
+    newest_ids = (
+        select(func.max(pdfs.c.id))
         .where(pdfs.c.account_id == account_id, pdfs.c.patient_id.in_(patient_ids))
         .group_by(pdfs.c.patient_id)
-    ).all()
-    return {patient_id: pdf_id for patient_id, pdf_id in rows}
+    )
+    rows = conn.execute(select(pdfs).where(pdfs.c.id.in_(newest_ids))).mappings().all()
+    return {row["patient_id"]: row for row in rows}
 
 
 def delete_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | None:

@@ -34,13 +34,13 @@ def owned_patient(ctx: Context, account_id: int, patient_id: int) -> RowMapping:
     raise NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
 
 
-def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], dict[int, str]]:
-    """The account's patients and the newest PDF id of each."""
+def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], dict[int, RowMapping]]:
+    """The account's patients and the newest PDF of each."""
     with ctx.db.read() as conn:
         rows = repo.list_patients(conn, account_id)
-        return rows, repo.newest_pdf_ids(conn, account_id, [row["id"] for row in rows])
+        return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows])
 
 
-def newest_pdf_id(ctx: Context, account_id: int, patient_id: int) -> str | None:
+def newest_pdf(ctx: Context, account_id: int, patient_id: int) -> RowMapping | None:
     with ctx.db.read() as conn:
-        return repo.newest_pdf_ids(conn, account_id, [patient_id]).get(patient_id)
+        return repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)

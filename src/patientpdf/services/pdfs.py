@@ -30,6 +30,7 @@ def storage_key_for(pdf_id: str) -> str:
 
 
 def storage_errors_as_api_errors(exc: storage.StorageError) -> Exception:
+    log.warning("storage failure: %s", exc, exc_info=exc.__cause__ or exc)
     if isinstance(exc, storage.StorageFull):
         return InsufficientStorage(
             "The server has no space left to store this PDF. Nothing was stored; try again later.",
@@ -110,9 +111,15 @@ def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> None:
     _delete_blob_quietly(ctx, row["storage_key"])
 
 
-def signed_url(ctx: Context, base_url: str, pdf_id: str) -> str:
-    expires, signature = ctx.signer.sign(pdf_id, ctx.settings.url_ttl_seconds)
-    return f"{base_url}/files/{pdf_id}?{urlencode({'expires': expires, 'signature': signature})}"
+def pdf_url(ctx: Context, base_url: str, row: RowMapping | dict[str, Any]) -> str:
+    """The PDF's `url`: the store's presigned URL when so configured, else our own signed link."""
+    ttl = ctx.settings.url_ttl_seconds
+    if ctx.settings.s3_presign:
+        presigned = ctx.storage.presigned_url(row["storage_key"], ttl, row["filename"])
+        if presigned:
+            return presigned
+    expires, signature = ctx.signer.sign(row["id"], ttl)
+    return f"{base_url}/files/{row['id']}?{urlencode({'expires': expires, 'signature': signature})}"
 
 
 def pdf_for_signed_link(ctx: Context, pdf_id: str, expires: str, signature: str) -> RowMapping:

@@ -50,3 +50,6 @@ class BlobStorage(Protocol):
 
     def ping(self) -> None:
         """Raise StorageUnavailable unless the backend can store and read now."""
+
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str) -> str | None:
+        """A URL of the store itself that serves the blob for `ttl_seconds`, or None if it has none."""

@@ -107,6 +107,9 @@ class LocalStorage:
             if path.is_file() and not path.name.endswith(".partial"):
                 yield path.relative_to(self.root).as_posix()
 
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str) -> str | None:
+        return None
+
     def ping(self) -> None:
         try:
             if not os.access(self.root, os.W_OK | os.X_OK):

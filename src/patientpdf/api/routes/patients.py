@@ -29,7 +29,7 @@ async def list_patients(request: Request, principal: CurrentPrincipal, context: 
     base = base_url(request, context)
     return JSONResponse(
         [
-            patient_body(row, pdfs.signed_url(context, base, newest[row["id"]]) if row["id"] in newest else None)
+            patient_body(row, pdfs.pdf_url(context, base, newest[row["id"]]) if row["id"] in newest else None)
             for row in rows
         ]
     )
@@ -37,8 +37,8 @@ async def list_patients(request: Request, principal: CurrentPrincipal, context: 
 
 async def get_patient(patient_id: int, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> JSONResponse:
     row = await run_in_threadpool(patients.owned_patient, context, principal.account_id, patient_id)
-    newest = await run_in_threadpool(patients.newest_pdf_id, context, principal.account_id, patient_id)
-    url = pdfs.signed_url(context, base_url(request, context), newest) if newest else None
+    newest = await run_in_threadpool(patients.newest_pdf, context, principal.account_id, patient_id)
+    url = pdfs.pdf_url(context, base_url(request, context), newest) if newest else None
     return JSONResponse(patient_body(row, url))
 
 

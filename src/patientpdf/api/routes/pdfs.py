@@ -23,7 +23,7 @@ PDF_BYTES = {"content": {"application/pdf": {"schema": {"type": "string", "forma
 @router.get("/pdfs/{pdf_id}", response_model=PdfMetadata, responses=AUTH | NOT_FOUND, summary="PDF metadata")
 async def get_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> JSONResponse:
     row = await run_in_threadpool(pdfs.get_pdf, context, principal.account_id, pdf_id)
-    return JSONResponse(pdf_metadata_body(row, pdfs.signed_url(context, base_url(request, context), row["id"])))
+    return JSONResponse(pdf_metadata_body(row, pdfs.pdf_url(context, base_url(request, context), row)))
 
 
 @router.get(
@@ -71,7 +71,7 @@ async def list_patient_pdfs(
     await run_in_threadpool(patients.owned_patient, context, principal.account_id, patient_id)
     rows = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id)
     base = base_url(request, context)
-    return JSONResponse([pdf_metadata_body(row, pdfs.signed_url(context, base, row["id"])) for row in rows])
+    return JSONResponse([pdf_metadata_body(row, pdfs.pdf_url(context, base, row)) for row in rows])
 
 
 for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{patient_id}/pdfs", False)):

@@ -76,7 +76,7 @@ async def upload_pdf(patient_id: int, request: Request, principal: CurrentPrinci
         row = await run_in_threadpool(pdfs.store_pdf, context, principal.account_id, patient_id, upload, filename)
     finally:
         upload.discard()
-    url = pdfs.signed_url(context, base_url(request, context), row["id"])
+    url = pdfs.pdf_url(context, base_url(request, context), row)
     return JSONResponse(uploaded_pdf_body(row, url), status_code=201, headers={"Location": f"/pdfs/{row['id']}"})
 
 
