@@ -48,6 +48,9 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                sock.close()
+            with self._lock:
+                self._connections -= {source, sink}
 
     def down(self) -> None:
         """Cut every open connection and refuse new ones (they are accepted, then closed)."""

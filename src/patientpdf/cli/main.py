@@ -76,6 +76,10 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     from patientpdf.security.links import load_or_create_secret
 
     settings = _settings()
+    try:
+        settings.check_for_serving()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_level)
     upgrade(settings.resolved_database_url)

@@ -30,7 +30,7 @@ def storage_key_for(pdf_id: str) -> str:
 
 
 def storage_errors_as_api_errors(exc: storage.StorageError) -> Exception:
-    log.warning("storage failure: %s", exc, exc_info=exc.__cause__ or exc)
+    log.warning("storage failure: %s (%r)", exc, exc.__cause__)
     if isinstance(exc, storage.StorageFull):
         return InsufficientStorage(
             "The server has no space left to store this PDF. Nothing was stored; try again later.",
