@@ -101,6 +101,15 @@ def get_pdf_for_signed_link(conn: Connection, pdf_id: str) -> RowMapping | None:
     return conn.execute(select(pdfs).where(pdfs.c.id == pdf_id)).mappings().first()
 
 
+def all_pdfs_for_maintenance(conn: Connection) -> Sequence[RowMapping]:
+    """Unscoped by design: operator commands (storage check, migrate) see every account."""
+    return (
+        conn.execute(select(pdfs.c.id, pdfs.c.storage_key, pdfs.c.size, pdfs.c.sha256).order_by(pdfs.c.id))
+        .mappings()
+        .all()
+    )
+
+
 def list_pdfs_of_patient(conn: Connection, account_id: int, patient_id: int) -> Sequence[RowMapping]:
     return (
         conn.execute(

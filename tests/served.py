@@ -1,0 +1,58 @@
+"""`patientpdf serve` as a real process, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from backends import free_port
+
+CLI = str(Path(sys.executable).with_name("patientpdf"))
+
+
+def curl(*args: str) -> str:
+    return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, text=True, check=True).stdout
+
+
+class Served:
+    def __init__(self, data_dir: Path, workers: int, extra_env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PATIENTPDF_DATA_DIR": str(data_dir), **extra_env}
+        self.log_path = data_dir.parent / f"serve-{self.port}.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        demo = subprocess.run([CLI, "demo", "--json", "--base-url", self.base_url], env=self.env, capture_output=True, text=True)
+        assert demo.returncode == 0, demo.stderr
+        self.demo = json.loads(demo.stdout)
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [CLI, "serve", "--port", str(self.port), "--workers", str(workers)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.base_url + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None and time.monotonic() < deadline, self.logs()
+            time.sleep(0.1)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
