@@ -147,3 +147,18 @@ def test_patient_pdfs_listed_newest_first(server: LiveServer, tenant: Tenant) ->
     assert {"size", "sha256", "content_type", "url"} <= set(listed[0])
     without_slash = server.client.get(f"/patients/{tenant.patient_id}/pdfs", headers=tenant.headers).json()
     assert [item["id"] for item in without_slash] == ids[::-1]
+
+
+def test_presigned_store_urls_when_enabled(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(s3_presign=True)
+    tenant = server.tenant()
+    url = server.upload(tenant, sample("valid.pdf"), filename="Scan é.pdf").json()["url"]
+    response = httpx.get(url)
+    assert response.status_code == 200 and response.content == sample("valid.pdf")
+    if server.backend == "postgres+s3":
+        assert url.startswith(server.settings.s3_endpoint_url) and "X-Amz-Signature=" in url
+        assert response.headers["content-type"] == "application/pdf"
+        assert response.headers["content-disposition"] == "inline; filename=\"Scan _.pdf\"; filename*=UTF-8''Scan%20%C3%A9.pdf"
+        assert "Scan" not in url.split("?")[0]  # the object key carries no file name
+    else:  # local disk has no presigned URLs: the service's own signed link
+        assert url.startswith(server.base_url + "/files/")
