@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,9 +34,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
+    if not conn.get_execution_options().get("writes"):
+        conn.exec_driver_sql("BEGIN DEFERRED")
+        return
     # Writers take the lock up front, so two workers never deadlock upgrading a read lock.
-    mode = "IMMEDIATE" if conn.get_execution_options().get("writes") else "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    # SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, which turns a
+    # sub-millisecond wait for another worker's commit into tens of milliseconds; retry here
+    # in short, jittered steps instead, up to the same overall timeout.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.0002
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 1.5, 0.005)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 class Database:

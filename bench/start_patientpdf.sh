@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Start patientpdf as `make run` does (patientpdf serve, production settings, 2 workers) with a
+# fresh data dir, and write the shared harness's env file.  Usage: start_patientpdf.sh HARNESS_DIR [PORT]
+set -euo pipefail
+HARNESS=$1; PORT=${2:-8090}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RUN="$HARNESS/run/patientpdf"
+"$(dirname "$0")/stop_patientpdf.sh" "$HARNESS" >/dev/null 2>&1 || true
+rm -rf "$RUN"; mkdir -p "$RUN"
+export PATIENTPDF_DATA_DIR="$RUN/data"
+export PATIENTPDF_MAX_UPLOAD_BYTES=600000000   # the harness sends a 500 MB PDF (S3); the default is 100 MiB
+export PATIENTPDF_LOG_LEVEL=WARNING
+DEMO=$("$ROOT/.venv/bin/patientpdf" demo --json --base-url "http://127.0.0.1:$PORT")
+KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key"])' "$DEMO")
+PATIENT=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["patient_id"])' "$DEMO")
+nohup "$ROOT/.venv/bin/patientpdf" serve --host 127.0.0.1 --port "$PORT" --workers "${WORKERS:-2}" \
+  > "$RUN/serve.log" 2>&1 < /dev/null &
+echo $! > "$RUN/serve.pid"
+for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.1; done
+cat > "$HARNESS/run/patientpdf.env" <<EOT
+NAME=patientpdf
+BASE=http://127.0.0.1:$PORT
+KEY=$KEY
+PATIENT=$PATIENT
+PIDFILE=$RUN/serve.pid
+EOT
+echo "patientpdf on http://127.0.0.1:$PORT (pid $(cat "$RUN/serve.pid"))"
