@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,36 @@ def test_concurrent_uploads_across_workers_all_land(served: Served) -> None:
     assert statuses == [201] * 48
     listed = httpx.get(f"{served.base_url}/patients/{served.demo['patient_id']}/pdfs/", headers=headers).json()
     assert sorted(item["filename"] for item in listed) == sorted(f"{n}.pdf" for n in range(48))
+
+
+def test_a_worker_that_dies_is_replaced_and_shutdown_stops_all(served: Served) -> None:
+    def workers() -> list[int]:
+        children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def serving_workers() -> list[int]:
+        # spawn's resource tracker is a child too; workers are the ones with listening sockets
+        return [pid for pid in workers() if any("socket:" in os.readlink(fd) for fd in _fds(pid))]
+
+    before = serving_workers()
+    assert len(before) == 2
+    os.kill(before[0], 9)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = serving_workers()
+        if len(now) == 2 and before[0] not in now and httpx.get(served.base_url + "/readyz").status_code == 200:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"no replacement worker: {serving_workers()}")
+    served.stop()
+    assert served.process.returncode == 0
+    for pid in now:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def _fds(pid: int) -> list[str]:
+    try:
+        return [str(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return []

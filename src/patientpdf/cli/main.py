@@ -69,11 +69,10 @@ def cli() -> None:
 @json_option
 def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     """Migrate the database, then serve the API."""
-    import uvicorn
-
     from patientpdf.db.migrate import upgrade
     from patientpdf.logging import configure_logging
     from patientpdf.security.links import load_or_create_secret
+    from patientpdf.server import run
 
     settings = _settings()
     try:
@@ -88,20 +87,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     workers = workers or os.cpu_count() or 1
     _emit(as_json, {"host": host, "port": port, "workers": workers}, f"serving on http://{host}:{port} with {workers} workers")
     sys.stdout.flush()
-    uvicorn.run(
-        "patientpdf.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_keep_alive=15,
-        limit_concurrency=1024,
-    )
+    run(host, port, workers)
 
 
 def _sweep_spool(spool_dir: Any, older_than_seconds: int = 3600) -> None:

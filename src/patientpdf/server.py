@@ -1,0 +1,94 @@
+"""Running the ASGI app under uvicorn with several worker processes.
+
+uvicorn's own multi-worker mode hands every worker one shared listening socket: whichever
+worker wakes first accepts, so keep-alive clients pile onto one worker while the other idles
+(measured: 16 benchmark connections all on one of two workers). Here each worker binds its
+own socket with SO_REUSEPORT and the kernel spreads new connections across them. The parent
+only supervises: it forwards shutdown signals and replaces a worker that dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("patientpdf.server")
+
+UVICORN_OPTIONS: dict[str, Any] = {
+    "factory": True,
+    "loop": "uvloop",
+    "http": "httptools",
+    "access_log": False,  # ours (api/middleware.py) leaves out query strings
+    "log_config": None,
+    "server_header": False,
+    "timeout_keep_alive": 15,
+    "limit_concurrency": 1024,
+    "backlog": 2048,
+}
+APP = "patientpdf.app:create_app"
+
+
+def _reuseport_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    sock = _reuseport_socket(host, port)
+    sock.listen(UVICORN_OPTIONS["backlog"])
+    uvicorn.Server(uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS)).run(sockets=[sock])
+
+
+def run(host: str, port: int, workers: int) -> None:
+    if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
+        uvicorn.run(APP, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+        return
+    # Bound, never listened on: it reserves the address (and fails fast if it is taken)
+    # but takes no connections.
+    reservation = _reuseport_socket(host, port)
+    spawn = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start_worker() -> Any:
+        process = spawn.Process(target=_worker, args=(host, port), daemon=False)
+        process.start()
+        return process
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    processes = [start_worker() for _ in range(workers)]
+    log.info("started %d workers on %s:%d", workers, host, port)
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, process in enumerate(processes):
+                if not process.is_alive() and not stopping:
+                    log.error("worker %s exited with %s; starting a new one", process.pid, process.exitcode)
+                    time.sleep(1)  # no tight loop if workers cannot start at all
+                    processes[index] = start_worker()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes in-flight requests
+        deadline = time.monotonic() + 30
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        reservation.close()
+        log.info("stopped")
