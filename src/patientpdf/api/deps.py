@@ -20,9 +20,10 @@ def get_context(request: Request) -> Context:
     return request.app.state.context  # type: ignore[no-any-return]
 
 
-async def current_principal(
-    request: Request, api_key: Annotated[str | None, Security(api_key_header)]
-) -> Principal:
+ApiKey = Annotated[str | None, Security(api_key_header)]
+
+
+async def current_principal(request: Request, api_key: ApiKey) -> Principal:
     principal = await run_in_threadpool(authenticate, get_context(request), api_key)
     request.state.key_prefix = principal.key_prefix
     return principal

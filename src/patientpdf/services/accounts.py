@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Connection, RowMapping
 
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
@@ -70,6 +70,14 @@ def revoke_key(ctx: Context, key_id: int) -> dict[str, Any]:
 
 
 def authenticate(ctx: Context, presented: str | None) -> Principal:
+    with ctx.db.read() as conn:
+        principal, last_used = principal_for_key(conn, presented)
+    record_use(ctx, principal, last_used)
+    return principal
+
+
+def principal_for_key(conn: Connection, presented: str | None) -> tuple[Principal, datetime | None]:
+    """The key's principal and when it was last used; 401 for a missing, unknown or revoked key."""
     if not presented:
         raise Unauthenticated(
             "Authentication required: include your API key in the X-API-Key request header.",
@@ -81,14 +89,16 @@ def authenticate(ctx: Context, presented: str | None) -> Principal:
     )
     if not looks_like_key(presented):
         raise invalid
-    with ctx.db.read() as conn:
-        row = repo.find_api_key_by_prefix_for_authentication(conn, key_prefix(presented))
+    row = repo.find_api_key_by_prefix_for_authentication(conn, key_prefix(presented))
     if row is None or not key_matches(presented, row["key_hash"]):
         raise invalid
     if row["revoked_at"] is not None:
         raise Unauthenticated("This API key has been revoked. Use another key of your account.", code="api_key_revoked")
+    return Principal(account_id=row["account_id"], key_id=row["id"], key_prefix=row["prefix"]), row["last_used_at"]
+
+
+def record_use(ctx: Context, principal: Principal, last_used: datetime | None) -> None:
     now = now_utc()
-    if row["last_used_at"] is None or now - row["last_used_at"] > LAST_USED_RESOLUTION:
+    if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         with ctx.db.write() as conn:
-            repo.touch_api_key(conn, row["id"], now)
-    return Principal(account_id=row["account_id"], key_id=row["id"], key_prefix=row["prefix"])
+            repo.touch_api_key(conn, principal.key_id, now)

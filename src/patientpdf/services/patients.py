@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Connection, RowMapping
 
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
 from patientpdf.errors import Forbidden, NotFound
-from patientpdf.services.accounts import now_utc
+from patientpdf.services.accounts import Principal, now_utc, principal_for_key, record_use
 
 
 def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> RowMapping:
@@ -21,17 +21,30 @@ def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> Row
 
 
 def owned_patient(ctx: Context, account_id: int, patient_id: int) -> RowMapping:
-    """The patient if it belongs to the account; 404 if it does not exist, 403 if it is another's."""
     with ctx.db.read() as conn:
-        row = repo.get_patient(conn, account_id, patient_id)
-        if row is not None:
-            return row
-        if repo.patient_exists_in_any_account(conn, patient_id):
-            raise Forbidden(
-                "Unauthorized access: you can only use patients associated with your account.",
-                code="patient_forbidden",
-            )
+        return owned_patient_in(conn, account_id, patient_id)
+
+
+def owned_patient_in(conn: Connection, account_id: int, patient_id: int) -> RowMapping:
+    """The patient if it belongs to the account; 404 if it does not exist, 403 if it is another's."""
+    row = repo.get_patient(conn, account_id, patient_id)
+    if row is not None:
+        return row
+    if repo.patient_exists_in_any_account(conn, patient_id):
+        raise Forbidden(
+            "Unauthorized access: you can only use patients associated with your account.",
+            code="patient_forbidden",
+        )
     raise NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
+
+
+def authorize_upload(ctx: Context, presented_key: str | None, patient_id: int) -> Principal:
+    """401, then 404/403, in one short read: the checks the upload makes before its body."""
+    with ctx.db.read() as conn:
+        principal, last_used = principal_for_key(conn, presented_key)
+        owned_patient_in(conn, principal.account_id, patient_id)
+    record_use(ctx, principal, last_used)
+    return principal
 
 
 def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], dict[int, RowMapping]]:

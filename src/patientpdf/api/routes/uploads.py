@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from patientpdf.api.deps import CurrentPrincipal, ServiceContext, base_url
+from patientpdf.api.deps import ApiKey, ServiceContext, base_url
 from patientpdf.api.schemas import ErrorBody, UploadedPdf, uploaded_pdf_body
 from patientpdf.errors import BadRequest
 from patientpdf.intake.filenames import clean_filename
@@ -61,10 +61,11 @@ def _content_length(request: Request) -> int | None:
     return int(raw)
 
 
-async def upload_pdf(patient_id: int, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> JSONResponse:
+async def upload_pdf(patient_id: int, request: Request, api_key: ApiKey, context: ServiceContext) -> JSONResponse:
     """Uploads a PDF file directly to a specific patient. This endpoint is used when you already
     know which patient the PDF belongs to and want to upload it directly to their record."""
-    await run_in_threadpool(patients.owned_patient, context, principal.account_id, patient_id)
+    principal = await run_in_threadpool(patients.authorize_upload, context, api_key, patient_id)
+    request.state.key_prefix = principal.key_prefix
     limits = IntakeLimits(max_file_bytes=context.settings.max_upload_bytes)
     declared = _content_length(request)
     if declared is not None and declared > limits.max_body_bytes:
