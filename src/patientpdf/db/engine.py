@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,6 +66,7 @@ class Database:
         if self.url.drivername in ("postgresql", "postgres"):
             self.url = self.url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._sqlite_writer = threading.Lock()
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -83,8 +86,11 @@ class Database:
 
     @contextmanager
     def _transaction(self, writes: bool) -> Iterator[Connection]:
+        # SQLite has one writer at a time. Queue this process's writers on a lock, so that
+        # only one thread per process polls SQLite's file lock (see _sqlite_begin).
+        serialize = self._sqlite_writer if writes and self.is_sqlite else contextlib.nullcontext()
         try:
-            with self.engine.connect() as conn:
+            with serialize, self.engine.connect() as conn:
                 conn = conn.execution_options(writes=writes)
                 with conn.begin():
                     yield conn
