@@ -21,6 +21,7 @@ run: install
 	$(BIN)/patientpdf serve --host $(HOST) --port $(PORT)
 
 test: install
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
 clean:

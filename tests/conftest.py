@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from backends import SeaweedS3, start_postgres, start_seaweed
+from backends import SeaweedS3, free_port, start_postgres, start_seaweed
 from patientpdf.app import create_app
 from patientpdf.context import Context
 from patientpdf.db.migrate import upgrade
@@ -31,12 +31,6 @@ BACKENDS = ["sqlite+local", "postgres+s3"]
 
 def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -73,7 +73,7 @@ def test_migrate_copies_verifies_and_resumes(server: LiveServer, tenant: Tenant,
     from patientpdf.storage import open_storage
 
     moved = open_storage(target, server.settings)
-    for pdf_id, content in zip(ids, contents):
+    for pdf_id, content in zip(ids, contents, strict=True):
         key = f"pdfs/{pdf_id[-2:]}/{pdf_id}.pdf"
         assert b"".join(moved.open_range(key, 0, len(content))) == content
     # a blob damaged in the target is copied again on the next run

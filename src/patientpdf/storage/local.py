@@ -45,7 +45,9 @@ class LocalStorage:
         target = self._path(key)
         try:
             fsync_path(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fsync_path(target.parent.parent, os.O_RDONLY | os.O_DIRECTORY)  # the new directory's entry
             try:
                 os.rename(source, target)  # atomic: readers see all of the file or none
             except OSError as exc:
