@@ -234,6 +234,11 @@ def test_bad_key_with_huge_body_is_401_without_reading_it(server: LiveServer, te
     assert code.encode() in body
 
 
+def test_bad_key_is_401_even_with_a_malformed_patient_id(server: LiveServer) -> None:
+    response = server.client.post("/patients/not-a-number/pdf/", headers={"X-API-Key": "ppk_wrongwrongwrong"})
+    assert response.status_code == 401 and response.json()["code"] == "api_key_invalid"
+
+
 def test_foreign_patient_is_403_and_missing_is_404_before_the_body(server: LiveServer, tenant: Tenant) -> None:
     other = server.tenant("Other clinic")
     status, body = raw_request(server, huge_upload_head(f"/patients/{other.patient_id}/pdf/", tenant.key))

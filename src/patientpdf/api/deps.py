@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.context import Context
 from patientpdf.services.accounts import Principal, authenticate
+from patientpdf.services.patients import authorize_upload
 
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Your account's API key.", scheme_name="X-API-Key"
@@ -29,7 +30,21 @@ async def current_principal(request: Request, api_key: ApiKey) -> Principal:
     return principal
 
 
+async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
+    """The upload's checks before its body, in the order of the contract: 401, then 404/403.
+
+    A dependency, so it runs before FastAPI reports a malformed `patient_id` (422): a bad
+    key is 401 whatever the path holds.
+    """
+    raw = request.path_params.get("patient_id", "")
+    patient_id = int(raw) if raw.isascii() and raw.isdigit() else None
+    principal = await run_in_threadpool(authorize_upload, get_context(request), api_key, patient_id)
+    request.state.key_prefix = principal.key_prefix
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+UploadPrincipal = Annotated[Principal, Depends(upload_principal)]
 ServiceContext = Annotated[Context, Depends(get_context)]
 
 

@@ -38,11 +38,13 @@ def owned_patient_in(conn: Connection, account_id: int, patient_id: int) -> RowM
     raise NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
 
 
-def authorize_upload(ctx: Context, presented_key: str | None, patient_id: int) -> Principal:
-    """401, then 404/403, in one short read: the checks the upload makes before its body."""
+def authorize_upload(ctx: Context, presented_key: str | None, patient_id: int | None) -> Principal:
+    """401, then 404/403, in one short read: the checks the upload makes before its body.
+    `patient_id` None: the path's id is not an integer, which the caller reports itself."""
     with ctx.db.read() as conn:
         principal, last_used = principal_for_key(conn, presented_key)
-        owned_patient_in(conn, principal.account_id, patient_id)
+        if patient_id is not None:
+            owned_patient_in(conn, principal.account_id, patient_id)
     record_use(ctx, principal, last_used)
     return principal
 

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from patientpdf.api.deps import ApiKey, ServiceContext, base_url
+from patientpdf.api.deps import ServiceContext, UploadPrincipal, base_url
 from patientpdf.api.schemas import ErrorBody, UploadedPdf, uploaded_pdf_body
 from patientpdf.errors import BadRequest
 from patientpdf.intake.filenames import clean_filename
 from patientpdf.intake.multipart import IntakeLimits, multipart_boundary, receive_upload
-from patientpdf.services import patients, pdfs
+from patientpdf.services import pdfs
 
 router = APIRouter(tags=["PDFs"])
 
@@ -61,11 +61,9 @@ def _content_length(request: Request) -> int | None:
     return int(raw)
 
 
-async def upload_pdf(patient_id: int, request: Request, api_key: ApiKey, context: ServiceContext) -> JSONResponse:
+async def upload_pdf(patient_id: int, request: Request, principal: UploadPrincipal, context: ServiceContext) -> JSONResponse:
     """Uploads a PDF file directly to a specific patient. This endpoint is used when you already
     know which patient the PDF belongs to and want to upload it directly to their record."""
-    principal = await run_in_threadpool(patients.authorize_upload, context, api_key, patient_id)
-    request.state.key_prefix = principal.key_prefix
     limits = IntakeLimits(max_file_bytes=context.settings.max_upload_bytes)
     declared = _content_length(request)
     if declared is not None and declared > limits.max_body_bytes:
