@@ -66,8 +66,8 @@ class Database:
         if self.url.drivername in ("postgresql", "postgres"):
             self.url = self.url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._sqlite_writer = threading.Lock()
         if self.is_sqlite:
+            self._sqlite_writer = threading.Lock()
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(self.url, pool_size=8, max_overflow=32)

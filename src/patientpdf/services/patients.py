@@ -20,11 +20,6 @@ def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> Row
         return repo.insert_patient(conn, account_id, values, now_utc())
 
 
-def owned_patient(ctx: Context, account_id: int, patient_id: int) -> RowMapping:
-    with ctx.db.read() as conn:
-        return owned_patient_in(conn, account_id, patient_id)
-
-
 def owned_patient_in(conn: Connection, account_id: int, patient_id: int) -> RowMapping:
     """The patient if it belongs to the account; 404 if it does not exist, 403 if it is another's."""
     row = repo.get_patient(conn, account_id, patient_id)
@@ -56,6 +51,8 @@ def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], 
         return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows])
 
 
-def newest_pdf(ctx: Context, account_id: int, patient_id: int) -> RowMapping | None:
+def patient_with_newest_pdf(ctx: Context, account_id: int, patient_id: int) -> tuple[RowMapping, RowMapping | None]:
+    """The owned patient (404/403 as owned_patient_in) and its newest PDF, in one read."""
     with ctx.db.read() as conn:
-        return repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)
+        row = owned_patient_in(conn, account_id, patient_id)
+        return row, repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)

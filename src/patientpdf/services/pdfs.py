@@ -18,6 +18,7 @@ from patientpdf.intake.pdf_check import check_pdf
 from patientpdf.security.ids import is_pdf_id, new_pdf_id
 from patientpdf.security.links import LinkCheck
 from patientpdf.services.accounts import now_utc
+from patientpdf.services.patients import owned_patient_in
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ def get_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
 
 
 def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> Sequence[RowMapping]:
+    """The owned patient's PDFs, newest first (404/403 as owned_patient_in), in one read."""
     with ctx.db.read() as conn:
+        owned_patient_in(conn, account_id, patient_id)
         return repo.list_pdfs_of_patient(conn, account_id, patient_id)
 
 

@@ -36,8 +36,7 @@ async def list_patients(request: Request, principal: CurrentPrincipal, context: 
 
 
 async def get_patient(patient_id: int, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> JSONResponse:
-    row = await run_in_threadpool(patients.owned_patient, context, principal.account_id, patient_id)
-    newest = await run_in_threadpool(patients.newest_pdf, context, principal.account_id, patient_id)
+    row, newest = await run_in_threadpool(patients.patient_with_newest_pdf, context, principal.account_id, patient_id)
     url = pdfs.pdf_url(context, base_url(request, context), newest) if newest else None
     return JSONResponse(patient_body(row, url))
 
