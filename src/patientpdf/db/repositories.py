@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
-from patientpdf.db.schema import accounts, api_keys, patients, pdfs
+from patientpdf.db.schema import accounts, api_keys, idempotency_keys, link_salts, patients, pdfs
 
 # accounts ---------------------------------------------------------------------------------
 
@@ -32,11 +32,30 @@ def get_account_by_name(conn: Connection, name: str) -> RowMapping | None:
 # api keys ---------------------------------------------------------------------------------
 
 
-def insert_api_key(conn: Connection, account_id: int, name: str | None, prefix: str, key_hash: str, now: datetime) -> RowMapping:
-    new_id = conn.execute(
-        insert(api_keys).values(account_id=account_id, name=name, prefix=prefix, key_hash=key_hash, created_at=now)
-    ).inserted_primary_key[0]  # type: ignore[index]
-    return conn.execute(select(api_keys).where(api_keys.c.id == new_id)).mappings().one()
+def insert_api_key(
+    conn: Connection,
+    account_id: int,
+    name: str | None,
+    prefix: str,
+    key_hash: str,
+    scopes: str,
+    expires_at: datetime | None,
+    now: datetime,
+) -> RowMapping:
+    values = {"account_id": account_id, "name": name, "prefix": prefix, "key_hash": key_hash}
+    values |= {"scopes": scopes, "expires_at": expires_at, "created_at": now}
+    new_id = conn.execute(insert(api_keys).values(**values)).inserted_primary_key[0]  # type: ignore[index]
+    return get_api_key(conn, new_id)  # type: ignore[return-value]
+
+
+def get_api_key(conn: Connection, key_id: int) -> RowMapping | None:
+    """Unscoped: the services check the account (operators' CLI commands see every account)."""
+    return conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
+
+
+def set_api_key_expiry(conn: Connection, key_id: int, expires_at: datetime) -> RowMapping:
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(expires_at=expires_at))
+    return get_api_key(conn, key_id)  # type: ignore[return-value]
 
 
 def find_api_key_by_prefix_for_authentication(conn: Connection, prefix: str) -> RowMapping | None:
@@ -51,9 +70,9 @@ def list_api_keys(conn: Connection, account_id: int | None) -> Sequence[RowMappi
     return conn.execute(query).mappings().all()
 
 
-def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> RowMapping | None:
+def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> RowMapping:
     conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now))
-    return conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
+    return get_api_key(conn, key_id)  # type: ignore[return-value]
 
 
 def touch_api_key(conn: Connection, key_id: int, now: datetime) -> None:
@@ -140,3 +159,65 @@ def delete_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | N
     if row is not None:
         conn.execute(sql_delete(pdfs).where(pdfs.c.id == pdf_id, pdfs.c.account_id == account_id))
     return row
+
+
+def find_duplicate_pdf(conn: Connection, account_id: int, patient_id: int, sha256: str) -> str | None:
+    """The newest earlier PDF of the patient with the same bytes."""
+    return conn.execute(
+        select(pdfs.c.id)
+        .where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id, pdfs.c.sha256 == sha256)
+        .order_by(pdfs.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+# idempotency keys -------------------------------------------------------------------------
+
+
+def get_idempotency_key(conn: Connection, account_id: int, key: str) -> RowMapping | None:
+    keys = idempotency_keys.c
+    return conn.execute(select(idempotency_keys).where(keys.account_id == account_id, keys.key == key)).mappings().first()
+
+
+def insert_idempotency_key(
+    conn: Connection, account_id: int, key: str, locked_until: datetime, now: datetime, expires_at: datetime
+) -> None:
+    values = {"account_id": account_id, "key": key, "locked_until": locked_until, "created_at": now, "expires_at": expires_at}
+    conn.execute(insert(idempotency_keys).values(**values))
+
+
+def relock_idempotency_key(conn: Connection, account_id: int, key: str, locked_until: datetime) -> None:
+    keys = idempotency_keys.c
+    conn.execute(update(idempotency_keys).where(keys.account_id == account_id, keys.key == key).values(locked_until=locked_until))
+
+
+def finish_idempotency_key(conn: Connection, account_id: int, key: str, fingerprint: str, pdf_id: str) -> None:
+    keys = idempotency_keys.c
+    conn.execute(
+        update(idempotency_keys)
+        .where(keys.account_id == account_id, keys.key == key)
+        .values(fingerprint=fingerprint, pdf_id=pdf_id, locked_until=None)
+    )
+
+
+def delete_idempotency_key(conn: Connection, account_id: int, key: str, only_unfinished: bool = False) -> None:
+    keys = idempotency_keys.c
+    query = sql_delete(idempotency_keys).where(keys.account_id == account_id, keys.key == key)
+    if only_unfinished:
+        query = query.where(keys.pdf_id.is_(None))
+    conn.execute(query)
+
+
+def delete_expired_idempotency_keys(conn: Connection, now: datetime) -> None:
+    conn.execute(sql_delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+
+
+# link salts -------------------------------------------------------------------------------
+
+
+def newest_link_salt(conn: Connection) -> str:
+    return conn.execute(select(link_salts.c.salt).order_by(link_salts.c.id.desc()).limit(1)).scalar() or ""
+
+
+def insert_link_salt(conn: Connection, salt: str, now: datetime) -> None:
+    conn.execute(insert(link_salts).values(salt=salt, created_at=now))

@@ -11,8 +11,10 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -58,6 +60,8 @@ api_keys = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("scopes", String(100), nullable=False),  # comma-separated: upload, read, admin
+    Column("expires_at", UtcDateTime, nullable=True),
 )
 
 patients = Table(
@@ -85,5 +89,53 @@ pdfs = Table(
     Column("content_type", String(100), nullable=False),
     Column("page_count", Integer, nullable=False),
     Column("repaired", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("active_content", JSON, nullable=False),  # e.g. ["javascript", "open_action"]
+    # finds an earlier upload of the same bytes to the same patient (`duplicate_of`)
+    Index("ix_pdfs_account_patient_sha256", "account_id", "patient_id", "sha256"),
+)
+
+# One row per Idempotency-Key of an account: claimed while its request runs, then the PDF
+# it created, kept until expires_at.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=True),
+    Column("pdf_id", String(40), nullable=True),
+    Column("locked_until", UtcDateTime, nullable=True),  # set while in progress
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    PrimaryKeyConstraint("account_id", "key"),
+)
+
+# Append-only (database triggers refuse UPDATE and DELETE) and hash-chained: each record's
+# hash is an HMAC over its fields and the previous record's hash.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("action", String(40), nullable=False),
+    Column("outcome", String(80), nullable=False),
+    Column("account_id", Integer, nullable=True, index=True),
+    Column("key_prefix", String(32), nullable=True),
+    Column("client", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("patient_id", Integer, nullable=True),
+    Column("pdf_id", String(40), nullable=True),
+    Column("subject", String(100), nullable=True),  # what a key change was about: the key's prefix
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Signed links are keyed by the server secret and the newest salt here; `links revoke-all`
+# adds a salt, which kills every link signed before.
+link_salts = Table(
+    "link_salts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("salt", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
