@@ -8,46 +8,62 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from patientpdf.errors import ApiError
 
 log = logging.getLogger("patientpdf.errors")
 
 _FRAMEWORK_CODES = {
-    400: ("bad_request", "The request is malformed."),
+    400: ("bad_request", "The request is malformed: send a JSON body with Content-Type: application/json."),
     404: ("not_found", "No such endpoint. See /docs for the API."),
     405: ("method_not_allowed", "This method is not allowed on this path. See /docs for the API."),
 }
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    request.state.outcome_code = code  # for the audit record
     return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
 
 
-async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+    return error_response(request, exc.status, exc.code, exc.detail, exc.headers)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, detail = _FRAMEWORK_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
-    return error_response(exc.status_code, code, detail, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(request, exc.status_code, code, detail, headers)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for error in exc.errors():
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
-    return error_response(422, "validation_error", "Invalid request: " + "; ".join(problems) + ".")
+    return error_response(request, 422, "validation_error", "Invalid request: " + "; ".join(problems) + ".")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id", "")
     log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
-    return error_response(500, "internal_error", f"An internal error occurred (request id {request_id}). Nothing was stored.")
+    return error_response(request, 500, "internal_error", f"An internal error occurred (request id {request_id}). Nothing was stored.")
 
 
 def install_error_handlers(app: FastAPI) -> None:

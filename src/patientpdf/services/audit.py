@@ -1,0 +1,127 @@
+"""The audit trail: who did what to which patient's data, when, from where, with what outcome.
+
+Records are append-only (database triggers refuse UPDATE and DELETE) and hash-chained: each
+record's `hash` is an HMAC, keyed with a secret derived from the server secret, over its own
+fields and the previous record's hash. Editing or deleting a record breaks the chain at that
+record, and without the server secret nobody can recompute a consistent chain around an edit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from patientpdf.db.schema import audit_events
+from patientpdf.errors import Unavailable
+from patientpdf.services.clock import now_utc
+
+GENESIS = "0" * 64
+# Any constant: PostgreSQL serialises appends on this advisory lock (SQLite's writer lock does it there).
+_APPEND_LOCK = 0x70617564
+CHAINED_FIELDS = (
+    "seq", "at", "action", "outcome", "account_id", "key_prefix", "client", "request_id", "patient_id", "pdf_id", "subject",
+)  # fmt: skip
+EXPORT_FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash")
+
+
+@dataclass
+class AuditEvent:
+    action: str  # e.g. pdf.upload, pdf.read, pdf.download, pdf.link_download, pdf.delete, key.create
+    outcome: str  # the HTTP status and error code, e.g. "201", "401 api_key_invalid"
+    account_id: int | None = None
+    key_prefix: str | None = None
+    client: str | None = None
+    request_id: str | None = None
+    patient_id: int | None = None
+    pdf_id: str | None = None
+    subject: str | None = None
+
+
+def chain_key(server_secret: bytes) -> bytes:
+    return hmac.new(server_secret, b"patientpdf audit chain v1", hashlib.sha256).digest()
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_hash(key: bytes, record: dict[str, Any]) -> str:
+    fields = [_timestamp(record["at"]) if name == "at" else record[name] for name in CHAINED_FIELDS]
+    payload = record["prev_hash"] + json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def append(conn: Connection, key: bytes, event: AuditEvent) -> None:
+    """Add one record at the head of the chain, inside the caller's write transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _APPEND_LOCK})
+    head = conn.execute(select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)).first()
+    record: dict[str, Any] = asdict(event)
+    # Microseconds only: what both databases keep, so the hash survives the round trip.
+    record.update(seq=(head.seq + 1) if head else 1, at=now_utc(), prev_hash=head.hash if head else GENESIS)
+    record["hash"] = record_hash(key, record)
+    try:
+        conn.execute(insert(audit_events).values(**record))
+    except SQLAlchemyError as exc:
+        raise Unavailable(
+            "The audit trail cannot be written, so nothing is done. Retry in a few seconds.", code="audit_unavailable"
+        ) from exc
+
+
+@dataclass
+class ChainProblem:
+    seq: int
+    problem: str
+
+
+def verify(conn: Connection, key: bytes) -> tuple[int, list[ChainProblem]]:
+    """(records checked, problems): altered records, and breaks where records went missing."""
+    problems: list[ChainProblem] = []
+    expected_seq, prev_hash, count = 1, GENESIS, 0
+    for row in conn.execute(select(audit_events).order_by(audit_events.c.seq)).mappings():
+        count += 1
+        record = dict(row)
+        if record["seq"] != expected_seq:
+            problems.append(ChainProblem(expected_seq, f"records {expected_seq} to {record['seq'] - 1} are missing"))
+        elif record["prev_hash"] != prev_hash:
+            problems.append(ChainProblem(record["seq"], "does not follow the record before it (a record was removed or replaced)"))
+        if not hmac.compare_digest(record_hash(key, record), record["hash"]):
+            problems.append(ChainProblem(record["seq"], "was altered: its contents do not match its hash"))
+        expected_seq, prev_hash = record["seq"] + 1, record["hash"]
+    return count, problems
+
+
+def export_rows(conn: Connection, account_id: int | None, since: datetime | None) -> Iterator[dict[str, Any]]:
+    query = select(audit_events).order_by(audit_events.c.seq)
+    if account_id is not None:
+        query = query.where(audit_events.c.account_id == account_id)
+    if since is not None:
+        query = query.where(audit_events.c.at >= since)
+    for row in conn.execute(query).mappings():
+        yield {name: (_timestamp(row[name]) if name == "at" else row[name]) for name in EXPORT_FIELDS}
+
+
+def format_rows(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    if fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(row) + "\n"
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
