@@ -32,6 +32,12 @@ def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
+def multipart_body(content: bytes, filename: str) -> tuple[bytes, str]:
+    """An upload's body as a client would build it, and its Content-Type, for raw-socket tests."""
+    request = httpx.Request("POST", "http://x/", files={"file": ("x.pdf", content, "application/pdf")}, data={"filename": filename})
+    return request.read(), request.headers["content-type"]
+
+
 @dataclass
 class Tenant:
     account_id: int
@@ -67,7 +73,7 @@ class LiveServer:
     def upload(self, tenant: Tenant, content: bytes, filename: str = "report.pdf", patient_id: int | None = None, **kw: Any) -> httpx.Response:
         return self.client.post(
             f"/patients/{patient_id or tenant.patient_id}/pdf/",
-            headers=tenant.headers,
+            headers=tenant.headers | kw.pop("headers", {}),
             files={"file": ("upload.bin", content, "application/pdf")},
             data={"filename": filename},
             **kw,
@@ -118,13 +124,17 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     yield from start_seaweed(tmp_path_factory.mktemp("weed"))
 
 
+# Every test talks from 127.0.0.1: the failed-authentication limit is tested on its own.
+TEST_DEFAULTS = {"failed_auth_limit": "100000/minute"}
+
+
 def backend_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings that point a new server at its own schema and bucket of the shared backends."""
     if backend == "sqlite+local":
-        return {}
+        return dict(TEST_DEFAULTS)
     postgres = request.getfixturevalue("postgres")
     store: SeaweedS3 = request.getfixturevalue("seaweed")
-    return {
+    return TEST_DEFAULTS | {
         "database_url": postgres.new_schema(),
         "storage_url": store.new_storage_url(),
         "s3_endpoint_url": store.endpoint,

@@ -1,11 +1,12 @@
-"""What a running service holds: settings, database, storage, link signer. Built once per process."""
+"""What a running service holds: settings, database, storage, link signer, limiter. Built once per process."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from patientpdf.db.engine import Database
 from patientpdf.security.links import LinkSigner, load_or_create_secret
+from patientpdf.security.rate_limits import RateLimits
 from patientpdf.settings import Settings
 from patientpdf.storage import BlobStorage, open_storage
 
@@ -16,16 +17,25 @@ class Context:
     db: Database
     storage: BlobStorage
     signer: LinkSigner
+    audit_key: bytes
+    rate_limits: RateLimits
+    # (loaded at, salt): this process's copy of the newest link salt, for signing (services/links.py)
+    link_salt: tuple[float, str] = field(default=(float("-inf"), ""))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Context":
+        from patientpdf.services.audit import chain_key
+
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.check_for_serving()
+        secret = load_or_create_secret(settings.secret_key, settings.data_dir)
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url),
             storage=open_storage(settings.resolved_storage_url, settings),
-            signer=LinkSigner(load_or_create_secret(settings.secret_key, settings.data_dir)),
+            signer=LinkSigner(secret),
+            audit_key=chain_key(secret),
+            rate_limits=RateLimits(settings.rate_limit_storage, settings.failed_auth_limit, settings.key_rate_limit),
         )
 
     def close(self) -> None:

@@ -2,11 +2,15 @@
 
 ApiError
  ├── BadRequest (400)        the request or the file is wrong; the detail says how to fix it
- ├── Unauthenticated (401)   no key, unknown key, revoked key
- ├── Forbidden (403)         the key is valid but the resource belongs to another account
+ ├── Unauthenticated (401)   no key, unknown, revoked or expired key
+ ├── Forbidden (403)         the resource belongs to another account, or the key lacks the scope
  ├── NotFound (404)
+ ├── RequestTimeout (408)    the body came too slowly
+ ├── Conflict (409)          the Idempotency-Key's first request is still running
  ├── PayloadTooLarge (413)
  ├── RangeNotSatisfiable (416)
+ ├── Unprocessable (422)     the Idempotency-Key was used for a different request
+ ├── TooManyRequests (429)   a rate limit; carries Retry-After
  ├── InsufficientStorage (507)
  └── Unavailable (503)       a backend is down; carries Retry-After
 """
@@ -44,6 +48,29 @@ class Forbidden(ApiError):
 class NotFound(ApiError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    code = "request_timeout"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    code = "unprocessable"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, code: str | None = None, retry_after: int) -> None:
+        super().__init__(detail, code=code, headers={"Retry-After": str(retry_after)})
 
 
 class PayloadTooLarge(ApiError):

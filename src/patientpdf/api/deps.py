@@ -1,14 +1,25 @@
-"""Dependencies: the service context and the authenticated caller."""
+"""Dependencies: the service context and the admitted caller.
+
+Admission, in order: a client address that used up its failed authentications gets 429; then
+the key (401, counted as a failure); then the key's scope (403); then the key's request rate
+(429). The caller's account and key prefix go into the request state for the logs and the
+audit trail.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+import time
+
+from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from patientpdf.context import Context
+from patientpdf.errors import TooManyRequests, Unauthenticated
+from patientpdf.services import links, pdfs
 from patientpdf.services.accounts import Principal, authenticate
 from patientpdf.services.patients import authorize_upload
 
@@ -23,11 +34,50 @@ def get_context(request: Request) -> Context:
 
 ApiKey = Annotated[str | None, Security(api_key_header)]
 
+# Ids are 32-bit in the database (PostgreSQL INTEGER): anything larger cannot exist.
+MAX_ID = 2**31 - 1
+PatientId = Annotated[int, Path(ge=0, le=MAX_ID, description="The patient's id")]
 
-async def current_principal(request: Request, api_key: ApiKey) -> Principal:
-    principal = await run_in_threadpool(authenticate, get_context(request), api_key)
-    request.state.key_prefix = principal.key_prefix
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Principal]) -> Principal:
+    blocked_for = ctx.rate_limits.address_blocked(client)
+    if blocked_for is not None:
+        raise TooManyRequests(
+            f"Too many failed authentications from your address. Try again in {blocked_for} seconds.",
+            code="too_many_failed_authentications",
+            retry_after=blocked_for,
+        )
+    try:
+        principal = check_key()
+    except Unauthenticated:
+        ctx.rate_limits.note_failed_auth(client)
+        raise
+    principal.require(scope)
+    wait = ctx.rate_limits.key_request(principal.key_prefix)
+    if wait is not None:
+        raise TooManyRequests(
+            f"This API key is over its request rate. Try again in {wait} seconds.", code="rate_limited", retry_after=wait
+        )
     return principal
+
+
+def _remember(request: Request, principal: Principal) -> Principal:
+    request.state.key_prefix = principal.key_prefix
+    request.state.account_id = principal.account_id
+    return principal
+
+
+def principal_with(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def dependency(request: Request, api_key: ApiKey) -> Principal:
+        ctx = get_context(request)
+        principal = await run_in_threadpool(_admit, ctx, client_address(request), scope, lambda: authenticate(ctx, api_key))
+        return _remember(request, principal)
+
+    return dependency
 
 
 async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
@@ -37,16 +87,42 @@ async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
     key is 401 whatever the path holds.
     """
     raw = request.path_params.get("patient_id", "")
-    patient_id = int(raw) if raw.isascii() and raw.isdigit() else None
-    principal = await run_in_threadpool(authorize_upload, get_context(request), api_key, patient_id)
-    request.state.key_prefix = principal.key_prefix
-    return principal
+    patient_id = int(raw) if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ID else None
+    ctx = get_context(request)
+    principal = await run_in_threadpool(
+        _admit, ctx, client_address(request), "upload", lambda: authorize_upload(ctx, api_key, patient_id)
+    )
+    return _remember(request, principal)
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+ReadPrincipal = Annotated[Principal, Depends(principal_with("read"))]
+UploadScopePrincipal = Annotated[Principal, Depends(principal_with("upload"))]
+AdminPrincipal = Annotated[Principal, Depends(principal_with("admin"))]
 UploadPrincipal = Annotated[Principal, Depends(upload_principal)]
 ServiceContext = Annotated[Context, Depends(get_context)]
 
 
 def base_url(request: Request, context: Context) -> str:
     return context.settings.public_base_url or str(request.base_url).rstrip("/")
+
+
+LinkFor = Callable[[Any], str]
+
+
+async def link_maker(
+    request: Request,
+    url_ttl: Annotated[
+        str | None, Query(description="Lifetime in seconds of the signed links in this response, at most the server's maximum.")
+    ] = None,
+) -> LinkFor:
+    """Makes each PDF's `url` for this response, with the caller's `url_ttl`."""
+    ctx = get_context(request)
+    ttl = links.link_ttl(ctx, url_ttl)
+    loaded_at, salt = ctx.link_salt
+    if time.monotonic() - loaded_at > links.SALT_REFRESH_SECONDS:
+        salt = await run_in_threadpool(links.signing_salt, ctx)
+    base = base_url(request, ctx)
+    return lambda row: pdfs.pdf_url(ctx, base, row, ttl, salt)
+
+
+Links = Annotated[LinkFor, Depends(link_maker)]
