@@ -1,13 +1,15 @@
 """Stream a multipart/form-data upload to a spool file: count, hash and refuse at the limit.
 
 python-multipart does the parsing (it finds boundaries in whole chunks); this module decides
-what each part is for. Only two fields matter: `file` (the PDF's bytes, written straight to an
-exclusive spool file) and `filename` (a short text field). Anything else is skipped but counted
-against the form-overhead allowance, so it cannot be used to send unbounded data.
+what each part is for. Three fields matter: `file` (the PDF's bytes, written straight to an
+exclusive spool file), `filename` and the optional `sha256` (short text fields). Anything else
+is skipped but counted against the form-overhead allowance, so it cannot be used to send
+unbounded data. A body that stalls, or takes too long in total, is refused with 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import hashlib
@@ -20,17 +22,21 @@ from pathlib import Path
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from patientpdf.errors import BadRequest, InsufficientStorage, PayloadTooLarge
+from patientpdf.errors import BadRequest, InsufficientStorage, PayloadTooLarge, RequestTimeout
 
 FORM_OVERHEAD_BYTES = 64 * 1024  # boundaries, part headers and small fields around the PDF
-MAX_FIELD_BYTES = 4096
+MAX_FIELD_BYTES = 4096  # each text field (filename, sha256)
 MAX_PARTS = 16
-MAX_PART_HEADER_BYTES = 8192
+MAX_PART_HEADER_BYTES = 8192  # the headers of one part, together
+MAX_BOUNDARY_BYTES = 70  # RFC 2046, section 5.1.1
+TEXT_FIELDS = ("filename", "sha256")
 
 
 @dataclass(frozen=True)
 class IntakeLimits:
     max_file_bytes: int
+    idle_timeout: float = 30.0  # seconds without a byte of the body
+    total_timeout: float = 900.0  # seconds for the whole body
 
     @property
     def max_body_bytes(self) -> int:
@@ -59,6 +65,12 @@ def multipart_boundary(content_type: str | None) -> bytes:
             "multipart body and its header instead of setting Content-Type by hand.",
             code="malformed_multipart",
         )
+    if len(boundary) > MAX_BOUNDARY_BYTES:
+        raise BadRequest(
+            f"The multipart boundary is longer than {MAX_BOUNDARY_BYTES} characters (RFC 2046). "
+            "Let your HTTP client choose the boundary.",
+            code="boundary_too_long",
+        )
     return boundary
 
 
@@ -69,7 +81,11 @@ class ReceivedUpload:
     spool_path: Path | None = None
     size: int = 0
     sha256: str = ""
-    filename: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)  # the text fields that were sent
+
+    @property
+    def filename(self) -> str | None:
+        return self.fields.get("filename")
 
     def discard(self) -> None:
         if self.spool_path is not None:
@@ -81,7 +97,7 @@ class _Part:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
-    kind: str = "skip"  # "file", "filename" or "skip"
+    kind: str = "skip"  # "file", one of TEXT_FIELDS, or "skip"
 
 
 class _UploadReceiver:
@@ -91,7 +107,7 @@ class _UploadReceiver:
         self.result = ReceivedUpload()
         self.fd: int | None = None
         self.hasher = hashlib.sha256()
-        self.filename_field = bytearray()
+        self.text = bytearray()
         self.overhead = 0
         self.parts = 0
         self.part = _Part()
@@ -144,10 +160,12 @@ class _UploadReceiver:
                 raise BadRequest("The form has more than one 'file' part. Send one PDF per request.", code="duplicate_file")
             self._open_spool_file()
             self.part.kind = "file"
-        elif name == b"filename":
-            if self.result.filename is not None or self.filename_field:
-                raise BadRequest("The form has more than one 'filename' field. Send it once.", code="duplicate_filename")
-            self.part.kind = "filename"
+        elif name is not None and name.decode("latin-1") in TEXT_FIELDS:
+            field_name = name.decode("latin-1")
+            if field_name in self.result.fields:
+                raise BadRequest(f"The form has more than one '{field_name}' field. Send it once.", code=f"duplicate_{field_name}")
+            self.part.kind = field_name
+            self.text.clear()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         length = end - start
@@ -161,12 +179,12 @@ class _UploadReceiver:
             assert self.fd is not None
             while chunk:
                 chunk = chunk[os.write(self.fd, chunk) :]
-        elif kind == "filename":
-            self.filename_field += data[start:end]
-            if len(self.filename_field) > MAX_FIELD_BYTES:
+        elif kind in TEXT_FIELDS:
+            self.text += data[start:end]
+            if len(self.text) > MAX_FIELD_BYTES:
                 raise BadRequest(
-                    f"The 'filename' field is longer than {MAX_FIELD_BYTES} bytes. Send a short file name.",
-                    code="filename_too_long",
+                    f"The '{kind}' field is longer than {MAX_FIELD_BYTES} bytes. Send a short value.",
+                    code=f"{kind}_too_long",
                 )
         else:
             self.overhead += length
@@ -174,11 +192,11 @@ class _UploadReceiver:
                 raise self.limits.too_large()
 
     def on_part_end(self) -> None:
-        if self.part.kind == "filename":
+        if self.part.kind in TEXT_FIELDS:
             try:
-                self.result.filename = bytes(self.filename_field).decode("utf-8")
+                self.result.fields[self.part.kind] = bytes(self.text).decode("utf-8")
             except UnicodeDecodeError:
-                raise BadRequest("The 'filename' field is not valid UTF-8 text.", code="invalid_filename") from None
+                raise BadRequest(f"The '{self.part.kind}' field is not valid UTF-8 text.", code=f"invalid_{self.part.kind}") from None
         elif self.part.kind == "file":
             self._close_spool_file()
         self.part = _Part()
@@ -201,10 +219,34 @@ class _UploadReceiver:
 
     # driving ---------------------------------------------------------------------------
 
+    async def _timed(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The body's chunks, or 408 when one is late or the whole body is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.total_timeout
+        iterator = aiter(chunks)
+        while True:
+            remaining = deadline - loop.time()
+            idle = remaining > self.limits.idle_timeout
+            try:
+                async with asyncio.timeout(min(self.limits.idle_timeout, max(remaining, 0))):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                why = (
+                    f"no data arrived for {self.limits.idle_timeout:g} seconds"
+                    if idle
+                    else f"the body took longer than {self.limits.total_timeout:g} seconds"
+                )
+                raise RequestTimeout(
+                    f"The upload was too slow: {why}. Nothing was stored; send it again on a faster connection.",
+                ) from None
+            yield chunk
+
     async def consume(self, chunks: AsyncIterator[bytes]) -> ReceivedUpload:
         received = 0
         try:
-            async for chunk in chunks:
+            async for chunk in self._timed(chunks):
                 received += len(chunk)
                 if received > self.limits.max_body_bytes:
                     raise self.limits.too_large()

@@ -1,0 +1,106 @@
+"""Slow and odd clients: body deadlines (408) keep workers free; named multipart limits."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from conftest import LiveServer, Tenant, multipart_body, sample
+from patientpdf.intake.multipart import MAX_BOUNDARY_BYTES
+
+
+def read_status(sock: socket.socket, timeout: float) -> int:
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split()[1])
+
+
+def start_slow_upload(server: LiveServer, tenant: Tenant, body: bytes, content_type: str) -> socket.socket:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    head = (
+        f"POST /patients/{tenant.patient_id}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {tenant.key}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body[:200])
+    return sock
+
+
+def test_a_stalled_body_gets_408_while_other_requests_are_served(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(body_idle_timeout_seconds=1.0)
+    tenant = server.tenant()
+    body, content_type = multipart_body(sample("valid.pdf"), "slow.pdf")
+    stalled = [start_slow_upload(server, tenant, body, content_type) for _ in range(8)]
+    try:
+        started = time.monotonic()
+        # while eight clients hold their uploads open, everyone else is served at once
+        assert server.upload(tenant, sample("valid.pdf")).status_code == 201
+        assert server.client.get("/patients", headers=tenant.headers).status_code == 200
+        assert time.monotonic() - started < 1.0
+        statuses = [read_status(sock, timeout=10) for sock in stalled]
+        assert statuses == [408] * 8
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert server.stored_files() == [server.blob_keys()[0]]  # only the upload that completed
+
+
+def test_a_body_that_trickles_past_the_total_deadline_gets_408(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(body_idle_timeout_seconds=1.0, body_timeout_seconds=1.5)
+    tenant = server.tenant()
+    body, content_type = multipart_body(sample("valid.pdf"), "slow.pdf")
+    sock = start_slow_upload(server, tenant, body, content_type)
+    try:
+        deadline = time.monotonic() + 10
+        sock.setblocking(False)
+        status = None
+        for byte in body[200:]:  # one byte every 0.3 s: never idle for 1 s, but slower than 1.5 s in total
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                break
+            try:
+                status = int(sock.recv(4096).split()[1])
+                break
+            except BlockingIOError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        if status is None:
+            sock.setblocking(True)
+            status = read_status(sock, timeout=10)
+        assert status == 408
+    finally:
+        sock.close()
+    assert server.stored_files() == []
+
+
+def test_a_boundary_over_the_rfc_limit_is_400(server: LiveServer, tenant: Tenant) -> None:
+    boundary = "b" * (MAX_BOUNDARY_BYTES + 1)
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="filename"\r\n\r\na.pdf\r\n--{boundary}--\r\n'
+    ).encode()
+    response = server.client.post(
+        f"/patients/{tenant.patient_id}/pdf/",
+        headers=tenant.headers | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body,
+    )
+    assert response.status_code == 400 and response.json()["code"] == "boundary_too_long"
+
+
+def test_part_headers_over_their_limit_are_400(server: LiveServer, tenant: Tenant) -> None:
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="filename"\r\nX-Padding: ' + b"p" * 10_000 + b"\r\n\r\na.pdf\r\n--b--\r\n"
+    )
+    response = server.client.post(
+        f"/patients/{tenant.patient_id}/pdf/",
+        headers=tenant.headers | {"Content-Type": "multipart/form-data; boundary=b"},
+        content=body,
+    )
+    assert response.status_code == 400 and response.json()["code"] == "malformed_multipart"
+    assert server.stored_files() == []
