@@ -1,4 +1,8 @@
-"""Signed, expiring links: HMAC-SHA256 over the PDF id and the expiry time, with a server secret."""
+"""Signed, expiring links: HMAC-SHA256 over the PDF id and the expiry time.
+
+The HMAC key is derived from the server secret and a salt kept in the database: replacing the
+salt (`patientpdf links revoke-all`) kills every link signed before, in every process at once.
+"""
 
 from __future__ import annotations
 
@@ -22,18 +26,19 @@ class LinkSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def _signature(self, pdf_id: str, expires: int) -> str:
-        mac = hmac.new(self._secret, f"{pdf_id}.{expires}".encode(), hashlib.sha256).digest()
+    def _signature(self, pdf_id: str, expires: int, salt: str) -> str:
+        key = hmac.new(self._secret, b"patientpdf links v1:" + salt.encode(), hashlib.sha256).digest()
+        mac = hmac.new(key, f"{pdf_id}.{expires}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
-    def sign(self, pdf_id: str, ttl_seconds: int, now: float | None = None) -> tuple[int, str]:
+    def sign(self, pdf_id: str, ttl_seconds: int, salt: str = "", now: float | None = None) -> tuple[int, str]:
         expires = int(now if now is not None else time.time()) + ttl_seconds
-        return expires, self._signature(pdf_id, expires)
+        return expires, self._signature(pdf_id, expires, salt)
 
-    def check(self, pdf_id: str, expires: str, signature: str, now: float | None = None) -> LinkCheck:
+    def check(self, pdf_id: str, expires: str, signature: str, salt: str = "", now: float | None = None) -> LinkCheck:
         if not expires.isdigit() or len(expires) > 12:
             return LinkCheck.INVALID
-        expected = self._signature(pdf_id, int(expires))
+        expected = self._signature(pdf_id, int(expires), salt)
         if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape")):
             return LinkCheck.INVALID
         if int(expires) < (now if now is not None else time.time()):
