@@ -44,7 +44,10 @@ def test_openapi_documents_the_upload(server: LiveServer) -> None:
     assert operation["responses"]["413"]["description"].startswith("File too large.")
     success = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     fields = spec["components"]["schemas"][success]["properties"]
-    assert list(fields) == ["id", "url", "filename", "created_at", "patient_id"]
+    assert list(fields)[:5] == ["id", "url", "filename", "created_at", "patient_id"]  # the doc's fields, first
+    assert {"sha256", "duplicate_of", "active_content"} <= set(fields)
+    headers = {parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "header"}
+    assert {"Idempotency-Key", "Repr-Digest"} <= headers
     assert fields["created_at"]["format"] == "date-time" and fields["patient_id"]["type"] == "integer"
     assert "/patients/{patient_id}/pdf" not in spec["paths"]  # the slash-less alias is not listed twice
 

@@ -67,7 +67,7 @@ def test_link_for_another_pdf_id_is_invalid(server: LiveServer, tenant: Tenant, 
 
 
 def test_expired_link_is_403_expired(server: LiveServer, uploaded: dict) -> None:
-    expires, signature = server.context.signer.sign(uploaded["id"], ttl_seconds=-1)
+    expires, signature = server.context.signer.sign(uploaded["id"], ttl_seconds=-1)  # no revocation yet: salt ""
     url = f"{server.base_url}/files/{uploaded['id']}?expires={expires}&signature={signature}"
     response = httpx.get(url)
     assert response.status_code == 403 and response.json()["code"] == "link_expired"
@@ -81,6 +81,43 @@ def test_link_lifetime_follows_the_setting(make_server) -> None:  # type: ignore
     url = server.upload(tenant, sample("valid.pdf")).json()["url"]
     expires = int(parse_qs(urlsplit(url).query)["expires"][0])
     assert 110 <= expires - time.time() <= 121
+
+
+def link_lifetime(url: str) -> float:
+    import time
+
+    return int(parse_qs(urlsplit(url).query)["expires"][0]) - time.time()
+
+
+def test_callers_may_ask_for_shorter_links_within_the_maximum(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
+    short = server.upload(tenant, sample("valid.pdf"), params={"url_ttl": "60"}).json()["url"]
+    assert 50 <= link_lifetime(short) <= 61 and httpx.get(short).status_code == 200
+    meta = server.client.get(f"/pdfs/{uploaded['id']}", params={"url_ttl": 5}, headers=tenant.headers).json()
+    assert 0 < link_lifetime(meta["url"]) <= 6
+    listed = server.client.get(f"/patients/{tenant.patient_id}/pdfs/", params={"url_ttl": 30}, headers=tenant.headers).json()
+    assert all(link_lifetime(item["url"]) <= 31 for item in listed)
+    patient = server.client.get(f"/patients/{tenant.patient_id}/", params={"url_ttl": 30}, headers=tenant.headers).json()
+    assert link_lifetime(patient["pdf_file"]) <= 31
+    maximum = server.settings.url_ttl_seconds
+    for bad in (str(maximum + 1), "0", "-5", "soon"):
+        response = server.client.get(f"/pdfs/{uploaded['id']}", params={"url_ttl": bad}, headers=tenant.headers)
+        assert response.status_code == 400 and response.json()["code"] == "bad_url_ttl", bad
+        assert str(maximum) in response.json()["detail"]
+
+
+def test_revoke_all_kills_every_outstanding_link_at_once(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
+    import time
+
+    from patientpdf.services.links import SALT_REFRESH_SECONDS, revoke_all
+
+    old = server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).json()["url"]
+    assert httpx.get(old).status_code == 200
+    revoke_all(server.context)
+    response = httpx.get(old)
+    assert response.status_code == 403 and response.json()["code"] == "link_invalid"
+    time.sleep(SALT_REFRESH_SECONDS)  # a server process signs with the new salt within this time
+    fresh = server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).json()["url"]
+    assert httpx.get(fresh).content == sample("valid.pdf")
 
 
 def test_public_base_url_is_used_for_links(make_server) -> None:  # type: ignore[no-untyped-def]

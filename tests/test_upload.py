@@ -21,7 +21,10 @@ def test_upload_returns_documented_fields(server: LiveServer, tenant: Tenant) ->
     response = server.upload(tenant, sample("valid.pdf"), filename="medical_record.pdf")
     assert response.status_code == 201, response.text
     body = response.json()
-    assert list(body) == ["id", "url", "filename", "created_at", "patient_id"]
+    # The documented fields, in the documented order, then ours.
+    assert list(body) == ["id", "url", "filename", "created_at", "patient_id", "sha256", "active_content", "duplicate_of"]
+    assert body["sha256"] == hashlib.sha256(sample("valid.pdf")).hexdigest()
+    assert body["active_content"] == [] and body["duplicate_of"] is None
     assert ID_PATTERN.match(body["id"])
     assert body["filename"] == "medical_record.pdf"
     assert body["patient_id"] == tenant.patient_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from importlib.resources import files
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from patientpdf import __version__
+from patientpdf.api.audit import AuditMiddleware
 from patientpdf.api.errors import install_error_handlers
 from patientpdf.api.middleware import RequestLogMiddleware
 from patientpdf.api.routes import health, patients, pdfs, uploads
@@ -50,8 +52,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (uploads.router, pdfs.router, patients.router, health.router):
         app.include_router(router)
     _mount_offline_docs(app)
-    app.add_middleware(RequestLogMiddleware)
+    _document_errors_as_served(app)
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(RequestLogMiddleware)  # outermost: its request id is in every audit record
     return app
+
+
+def _document_errors_as_served(app: FastAPI) -> None:
+    """FastAPI documents its 422 as a list of validation errors; ours is {"detail", "code"} like every error."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for path in document["paths"].values():
+                for operation in path.values():
+                    invalid = operation.get("responses", {}).get("422")
+                    if invalid is not None:
+                        invalid["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            for name in ("HTTPValidationError", "ValidationError"):
+                document["components"]["schemas"].pop(name, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_offline_docs(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,9 +19,16 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(None, description="Where PDF bytes are kept: `file:///path` or `s3://bucket/prefix`; default: `file://<data dir>/blobs`.")
     max_upload_bytes: int = Field(100 * MIB, gt=0, description="Largest PDF accepted, in bytes.")
     public_base_url: str | None = Field(None, description="Scheme, host and port used to build absolute links; default: taken from the request.")
-    url_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of the signed link returned as `url`.")
+    url_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of the signed link returned as `url`, and the longest a caller may ask for with `?url_ttl=`.")
     secret_key: str | None = Field(None, description="Secret that signs links; default: generated once and kept in `<data dir>/secret_key`.")
     log_level: str = Field("INFO", description="Log level of the JSON logs on stderr.")
+    active_content: Literal["flag", "reject"] = Field("flag", description="PDFs with JavaScript, launch actions, embedded files, XFA or rich media: `flag` stores them and lists what was found in `active_content`; `reject` refuses them (400 `pdf_active_content`).")
+    body_idle_timeout_seconds: float = Field(30, gt=0, description="An upload whose body sends nothing for this long is refused (408).")
+    body_timeout_seconds: float = Field(900, gt=0, description="An upload whose body takes longer than this in total is refused (408).")
+    idempotency_ttl_seconds: int = Field(86400, ge=86400, description="How long an `Idempotency-Key` and its response are kept (at least 24 hours).")
+    failed_auth_limit: str = Field("30/minute", description="Failed authentications allowed per client address, e.g. `30/minute`; beyond it requests from that address get 429.")
+    key_rate_limit: str | None = Field(None, description="Requests allowed per API key, e.g. `600/minute`; default: no limit.")
+    rate_limit_storage: str = Field("memory://", description="Where rate-limit counters live: `memory://` (per process) or `redis://host:port` (shared by every process).")
     # S3-compatible storage; each falls back to the standard AWS_* variable when unset.
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, SeaweedFS, Ceph); else AWS_ENDPOINT_URL, else AWS.")
     s3_region: str | None = Field(None, description="S3 region; else AWS_REGION / AWS_DEFAULT_REGION.")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import RowMapping
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from patientpdf.content_disposition import inline_disposition
 from patientpdf.context import Context
@@ -52,6 +56,7 @@ async def pdf_response(request: Request, context: Context, row: RowMapping) -> R
     headers = {
         "Content-Disposition": inline_disposition(row["filename"]),
         "ETag": etag,
+        "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(row['sha256'])).decode()}:",  # RFC 9530: the whole file
         "Accept-Ranges": "bytes",
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-store",
@@ -70,4 +75,21 @@ async def pdf_response(request: Request, context: Context, row: RowMapping) -> R
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/pdf")
     chunks = await run_in_threadpool(open_bytes, context, row, start, end - start + 1)
-    return StreamingResponse(chunks, status_code=status, headers=headers, media_type="application/pdf")
+    return ClosingStreamingResponse(chunks, status_code=status, headers=headers, media_type="application/pdf")
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """Closes the stored blob however the response ends: sent, cut off by the client, or
+    replaced before it started (the audit record could not be written)."""
+
+    def __init__(self, chunks: Iterator[bytes], **kwargs: Any) -> None:
+        super().__init__(chunks, **kwargs)
+        self._chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import RowMapping
 
 
@@ -24,11 +24,17 @@ class UploadedPdf(BaseModel):
     filename: str = Field(description="The name of the uploaded file", examples=["medical_record.pdf"])
     created_at: datetime = Field(description="The timestamp when the file was uploaded", examples=["2024-03-20T10:30:00Z"])
     patient_id: int = Field(description="The ID of the patient the PDF was uploaded for", examples=[123])
+    sha256: str = Field(description="SHA-256 of the PDF's bytes, lowercase hex")
+    active_content: list[str] = Field(
+        description="Active content found in the PDF: javascript, open_action, launch, embedded_files, xfa, rich_media"
+    )
+    duplicate_of: str | None = Field(
+        None, description="On upload: the id of an earlier PDF of this patient with the same bytes, else null"
+    )
 
 
 class PdfMetadata(UploadedPdf):
     size: int = Field(description="Size of the PDF in bytes")
-    sha256: str = Field(description="SHA-256 of the PDF's bytes, lowercase hex")
     content_type: str = Field(description="Always application/pdf")
     pages: int = Field(description="Number of pages")
     repaired: bool = Field(description="True if the PDF had small cross-reference damage that viewers repair silently")
@@ -41,14 +47,18 @@ def uploaded_pdf_body(row: RowMapping | dict[str, Any], url: str) -> dict[str, A
         "filename": row["filename"],
         "created_at": rfc3339(row["created_at"]),
         "patient_id": row["patient_id"],
+        "sha256": row["sha256"],
+        "active_content": row["active_content"],
+        "duplicate_of": row.get("duplicate_of"),
     }
 
 
 def pdf_metadata_body(row: RowMapping | dict[str, Any], url: str) -> dict[str, Any]:
+    body = uploaded_pdf_body(row, url)
+    del body["duplicate_of"]  # a fact about one upload, not about the PDF
     return {
-        **uploaded_pdf_body(row, url),
+        **body,
         "size": row["size"],
-        "sha256": row["sha256"],
         "content_type": row["content_type"],
         "pages": row["page_count"],
         "repaired": row["repaired"],
@@ -62,6 +72,14 @@ class PatientCreate(BaseModel):
     dob: date | None = Field(None, description="Date of birth, YYYY-MM-DD")
     sex: str | None = Field(None, max_length=50)
     additional_variables: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("dob", mode="before")
+    @classmethod
+    def _dob_is_text(cls, value: Any) -> Any:
+        # pydantic would read a number as a Unix timestamp: 0 would become 1970-01-01
+        if value is not None and not isinstance(value, str):
+            raise ValueError("dob must be a date as text, YYYY-MM-DD")
+        return value
 
 
 class Patient(BaseModel):

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, RowMapping
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
 from patientpdf.errors import Forbidden, NotFound
-from patientpdf.services.accounts import Principal, now_utc, principal_for_key, record_use
+from patientpdf.services.accounts import Principal, principal_for_key, record_use
+from patientpdf.services.clock import now_utc
 
 
 def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> RowMapping:

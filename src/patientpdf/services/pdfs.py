@@ -12,12 +12,13 @@ from sqlalchemy import RowMapping
 from patientpdf import storage
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
-from patientpdf.errors import Forbidden, InsufficientStorage, NotFound, Unavailable
+from patientpdf.errors import BadRequest, Forbidden, InsufficientStorage, NotFound, Unavailable
 from patientpdf.intake.multipart import ReceivedUpload
 from patientpdf.intake.pdf_check import check_pdf
 from patientpdf.security.ids import is_pdf_id, new_pdf_id
 from patientpdf.security.links import LinkCheck
-from patientpdf.services.accounts import now_utc
+from patientpdf.services import audit, idempotency
+from patientpdf.services.clock import now_utc
 from patientpdf.services.patients import owned_patient_in
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,30 @@ def storage_errors_as_api_errors(exc: storage.StorageError) -> Exception:
     )
 
 
-def store_pdf(ctx: Context, account_id: int, patient_id: int, upload: ReceivedUpload, filename: str) -> dict[str, Any]:
-    """Check the spooled upload, store its bytes durably, then record it. All or nothing."""
+def check_digests(upload: ReceivedUpload, expected: list[tuple[str, str]]) -> None:
+    """400 unless the PDF's SHA-256 is each one the client sent: (where it came from, hex digest)."""
+    for source, digest in expected:
+        if digest != upload.sha256:
+            raise BadRequest(
+                f"The PDF's SHA-256 is {upload.sha256}, but {source} says {digest}: the file changed on its way. "
+                "Nothing was stored; send it again.",
+                code="digest_mismatch",
+            )
+
+
+def store_pdf(
+    ctx: Context,
+    account_id: int,
+    patient_id: int,
+    upload: ReceivedUpload,
+    filename: str,
+    event: audit.AuditEvent,
+    claim: idempotency.Claim | None = None,
+) -> dict[str, Any]:
+    """Check the spooled upload, store its bytes durably, then record it (with its audit
+    record and its idempotency key) in one transaction. All or nothing."""
     assert upload.spool_path is not None
-    report = check_pdf(upload.spool_path, upload.size)
+    report = check_pdf(upload.spool_path, upload.size, ctx.settings.active_content)
     pdf_id = new_pdf_id()
     key = storage_key_for(pdf_id)
     try:
@@ -63,15 +84,25 @@ def store_pdf(ctx: Context, account_id: int, patient_id: int, upload: ReceivedUp
         "content_type": PDF_CONTENT_TYPE,
         "page_count": report.page_count,
         "repaired": report.repaired,
+        "active_content": list(report.active_content),
         "created_at": now_utc(),
     }
     try:
         with ctx.db.write() as conn:
+            duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, upload.sha256)
             repo.insert_pdf(conn, values)
+            if claim is not None:
+                idempotency.finish(conn, account_id, claim, upload_fingerprint(patient_id, upload), pdf_id)
+            event.pdf_id, event.patient_id = pdf_id, patient_id
+            audit.append(conn, ctx.audit_key, event)
     except BaseException:
         _delete_blob_quietly(ctx, key)
         raise
-    return values
+    return values | {"duplicate_of": duplicate_of}
+
+
+def upload_fingerprint(patient_id: int, upload: ReceivedUpload) -> str:
+    return idempotency.fingerprint(patient_id, upload.filename, upload.sha256)
 
 
 def _delete_blob_quietly(ctx: Context, key: str) -> None:
@@ -103,7 +134,7 @@ def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> Sequence[RowMap
         return repo.list_pdfs_of_patient(conn, account_id, patient_id)
 
 
-def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> None:
+def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
     """Delete the row first, then the bytes: a crash in between leaves bytes, never a dangling row."""
     row = None
     if is_pdf_id(pdf_id):
@@ -112,29 +143,30 @@ def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> None:
     if row is None:
         raise _pdf_not_found(pdf_id)
     _delete_blob_quietly(ctx, row["storage_key"])
+    return row
 
 
-def pdf_url(ctx: Context, base_url: str, row: RowMapping | dict[str, Any]) -> str:
+def pdf_url(ctx: Context, base_url: str, row: RowMapping | dict[str, Any], ttl: int, salt: str) -> str:
     """The PDF's `url`: the store's presigned URL when so configured, else our own signed link."""
-    ttl = ctx.settings.url_ttl_seconds
     if ctx.settings.s3_presign:
         presigned = ctx.storage.presigned_url(row["storage_key"], ttl, row["filename"])
         if presigned:
             return presigned
-    expires, signature = ctx.signer.sign(row["id"], ttl)
+    expires, signature = ctx.signer.sign(row["id"], ttl, salt)
     return f"{base_url}/files/{row['id']}?{urlencode({'expires': expires, 'signature': signature})}"
 
 
 def pdf_for_signed_link(ctx: Context, pdf_id: str, expires: str, signature: str) -> RowMapping:
-    outcome = ctx.signer.check(pdf_id, expires, signature)
+    with ctx.db.read() as conn:
+        salt = repo.newest_link_salt(conn)  # never cached: `links revoke-all` takes effect at once
+        row = repo.get_pdf_for_signed_link(conn, pdf_id) if is_pdf_id(pdf_id) else None
+    outcome = ctx.signer.check(pdf_id, expires, signature, salt)
     if outcome is LinkCheck.INVALID:
-        raise Forbidden("This link is not valid: it was altered or cut short. Ask for a fresh link.", code="link_invalid")
+        raise Forbidden("This link is not valid: it was altered, cut short or revoked. Ask for a fresh link.", code="link_invalid")
     if outcome is LinkCheck.EXPIRED:
         raise Forbidden(
             "This link has expired. Read the PDF's metadata (GET /pdfs/{id}) for a fresh link.", code="link_expired"
         )
-    with ctx.db.read() as conn:
-        row = repo.get_pdf_for_signed_link(conn, pdf_id)
     if row is None:
         raise NotFound("This PDF no longer exists.", code="pdf_not_found")
     return row

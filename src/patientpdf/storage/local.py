@@ -14,6 +14,36 @@ from patientpdf.storage.base import BlobInfo, StorageError, StorageFull, Storage
 READ_CHUNK = 1024 * 1024
 
 
+class _RangeReader:
+    """Chunks of one byte range. Owns the open file from the start, so the file is closed even
+    if the response never begins to stream (the client left, the audit record failed)."""
+
+    def __init__(self, handle: BinaryIO, start: int, length: int) -> None:
+        self._handle = handle
+        self._remaining = length
+        handle.seek(start)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._remaining <= 0:
+            self.close()
+            raise StopIteration
+        chunk = self._handle.read(min(READ_CHUNK, self._remaining))
+        if not chunk:
+            self.close()
+            raise StorageError("blob shorter than its recorded size")
+        self._remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __del__(self) -> None:
+        self._handle.close()
+
+
 def _translate(exc: OSError) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(str(exc))
@@ -76,19 +106,7 @@ class LocalStorage:
             handle = open(self._path(key), "rb")
         except OSError as exc:
             raise _translate(exc) from exc
-        return self._read(handle, start, length)
-
-    @staticmethod
-    def _read(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
-        with handle:
-            handle.seek(start)
-            remaining = length
-            while remaining > 0:
-                chunk = handle.read(min(READ_CHUNK, remaining))
-                if not chunk:
-                    raise StorageError("blob shorter than its recorded size")
-                remaining -= len(chunk)
-                yield chunk
+        return _RangeReader(handle, start, length)
 
     def stat(self, key: str) -> BlobInfo | None:
         try:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from patientpdf.api.deps import CurrentPrincipal, ServiceContext, base_url
+from patientpdf.api.audit import audited
+from patientpdf.api.deps import PatientId, AdminPrincipal, Links, ReadPrincipal, ServiceContext
 from patientpdf.api.downloads import pdf_response
 from patientpdf.api.schemas import ErrorBody, PdfMetadata, pdf_metadata_body
 from patientpdf.services import pdfs
@@ -16,14 +17,21 @@ from patientpdf.services import pdfs
 router = APIRouter(tags=["PDFs"])
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
-AUTH = {401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"}}
+AUTH = {
+    401: {"model": ErrorBody, "description": "Missing, invalid, revoked or expired API key"},
+    403: {"model": ErrorBody, "description": "The key lacks the scope this needs"},
+    429: {"model": ErrorBody, "description": "Too many failed authentications from this address, or the key is over its rate"},
+}
+BAD_TTL = {400: {"model": ErrorBody, "description": "url_ttl is not a number of seconds within the maximum"}}
 PDF_BYTES = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF"}
 
 
-@router.get("/pdfs/{pdf_id}", response_model=PdfMetadata, responses=AUTH | NOT_FOUND, summary="PDF metadata")
-async def get_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> JSONResponse:
+@router.get("/pdfs/{pdf_id}", response_model=PdfMetadata, responses=AUTH | NOT_FOUND | BAD_TTL, summary="PDF metadata")
+@audited("pdf.read")
+async def get_pdf(pdf_id: str, request: Request, principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
     row = await run_in_threadpool(pdfs.get_pdf, context, principal.account_id, pdf_id)
-    return JSONResponse(pdf_metadata_body(row, pdfs.pdf_url(context, base_url(request, context), row)))
+    request.state.patient_id = row["patient_id"]
+    return JSONResponse(pdf_metadata_body(row, link_for(row)))
 
 
 @router.get(
@@ -32,23 +40,29 @@ async def get_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, co
     response_class=Response,
     summary="Download a PDF with the API key",
 )
-async def download_pdf(pdf_id: str, request: Request, principal: CurrentPrincipal, context: ServiceContext) -> Response:
+@audited("pdf.download")
+async def download_pdf(pdf_id: str, request: Request, principal: ReadPrincipal, context: ServiceContext) -> Response:
     row = await run_in_threadpool(pdfs.get_pdf, context, principal.account_id, pdf_id)
+    request.state.patient_id = row["patient_id"]
     return await pdf_response(request, context, row)
 
 
 @router.delete("/pdfs/{pdf_id}", status_code=204, responses=AUTH | NOT_FOUND, response_class=Response, summary="Delete a PDF")
-async def delete_pdf(pdf_id: str, principal: CurrentPrincipal, context: ServiceContext) -> Response:
-    await run_in_threadpool(pdfs.delete_pdf, context, principal.account_id, pdf_id)
+@audited("pdf.delete")
+async def delete_pdf(pdf_id: str, request: Request, principal: AdminPrincipal, context: ServiceContext) -> Response:
+    row = await run_in_threadpool(pdfs.delete_pdf, context, principal.account_id, pdf_id)
+    request.state.patient_id = row["patient_id"]
     return Response(status_code=204)
 
 
 @router.get(
     "/files/{pdf_id}",
-    responses={200: PDF_BYTES, 403: {"model": ErrorBody, "description": "The link expired or was altered"}} | NOT_FOUND,
+    responses={200: PDF_BYTES, 403: {"model": ErrorBody, "description": "The link expired, was altered or was revoked"}}
+    | NOT_FOUND,
     response_class=Response,
     summary="Download a PDF through its signed link (no API key)",
 )
+@audited("pdf.link_download")
 async def signed_download(
     pdf_id: str,
     request: Request,
@@ -57,6 +71,8 @@ async def signed_download(
     signature: Annotated[str, Query()] = "",
 ) -> Response:
     row = await run_in_threadpool(pdfs.pdf_for_signed_link, context, pdf_id, expires, signature)
+    request.state.account_id = row["account_id"]
+    request.state.patient_id = row["patient_id"]
     return await pdf_response(request, context, row)
 
 
@@ -65,12 +81,10 @@ router.add_api_route("/pdfs/{pdf_id}/content", download_pdf, methods=["HEAD"], i
 router.add_api_route("/files/{pdf_id}", signed_download, methods=["HEAD"], include_in_schema=False)
 
 
-async def list_patient_pdfs(
-    patient_id: int, request: Request, principal: CurrentPrincipal, context: ServiceContext
-) -> JSONResponse:
+@audited("pdf.list")
+async def list_patient_pdfs(patient_id: PatientId, principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
     rows = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id)
-    base = base_url(request, context)
-    return JSONResponse([pdf_metadata_body(row, pdfs.pdf_url(context, base, row)) for row in rows])
+    return JSONResponse([pdf_metadata_body(row, link_for(row)) for row in rows])
 
 
 for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{patient_id}/pdfs", False)):
@@ -79,7 +93,7 @@ for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{pat
         list_patient_pdfs,
         methods=["GET"],
         response_model=list[PdfMetadata],
-        responses=AUTH | {403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+        responses=AUTH | BAD_TTL | {403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
         summary="A patient's PDFs, newest first",
         include_in_schema=in_schema,
         operation_id="list_patient_pdfs" if in_schema else "list_patient_pdfs_no_slash",
