@@ -42,11 +42,26 @@ def test_operator_workflow(tmp_path: Path) -> None:
     assert run(tmp_path, "keys", "list").stdout.split("\t")[3] == "revoked"
 
 
+def test_key_lifecycle_scopes_expiry_rotation(tmp_path: Path) -> None:
+    run_json(tmp_path, "accounts", "create", "North Clinic")
+    key = run_json(tmp_path, "keys", "create", "1", "--scopes", "read,upload", "--expires-in", "30d")
+    assert key["scopes"] == ["upload", "read"] and key["expires_at"] is not None
+    rotated = run_json(tmp_path, "keys", "rotate", str(key["id"]), "--grace", "15m")
+    assert rotated["scopes"] == ["upload", "read"] and rotated["key"] != key["key"]
+    assert rotated["replaces"]["id"] == key["id"] and rotated["replaces"]["expires_at"] < key["expires_at"]
+    assert run_json(tmp_path, "links", "revoke-all") == {"status": "ok"}
+    verified = run_json(tmp_path, "audit", "verify")
+    assert verified["ok"] is True and verified["checked"] == 3  # create, rotate, create
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ("keys", "create", "99"),
         ("keys", "revoke", "99"),
+        ("keys", "rotate", "99"),
+        ("keys", "create", "1", "--scopes", "everything"),
+        ("keys", "create", "1", "--expires-in", "soon"),
         ("patients", "create", "99", "--name", "X"),
         ("patients", "create", "1", "--name", "X", "--dob", "yesterday"),
         ("accounts", "create"),

@@ -10,7 +10,7 @@ import json
 import os
 import shlex
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import click
@@ -144,19 +144,56 @@ def keys() -> None:
     """API keys."""
 
 
+def _duration(value: str, param_hint: str) -> timedelta:
+    """`90s`, `15m`, `12h` or `30d`."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = value[:-1], value[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise click.BadParameter("use a number and a unit: 90s, 15m, 12h or 30d", param_hint=param_hint)
+    return timedelta(seconds=int(number) * units[unit])
+
+
 @keys.command("create")
 @click.argument("account_id", type=int)
 @click.option("--name", default=None, help="A label for the key")
+@click.option("--scopes", default="upload,read,admin", show_default=True, help="Comma-separated: upload, read, admin")
+@click.option("--expires-in", default=None, help="Expire the key after this long: 90s, 15m, 12h, 30d [default: never]")
 @json_option
-def keys_create(account_id: int, name: str | None, as_json: bool) -> None:
+def keys_create(account_id: int, name: str | None, scopes: str, expires_in: str | None, as_json: bool) -> None:
     """Create a key; the full key is shown this once."""
-    from patientpdf.services.accounts import create_key
+    from patientpdf.services.accounts import create_key, parse_scopes
+    from patientpdf.services.clock import now_utc
 
     try:
-        row = create_key(_context(), account_id, name)
+        chosen = parse_scopes(scopes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scopes") from None
+    expires_at = now_utc() + _duration(expires_in, "--expires-in") if expires_in else None
+    try:
+        row = create_key(_context(), account_id, name, chosen, expires_at)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     _emit(as_json, row, f"key {row['id']} ({row['prefix']}...): {row['key']}\nStore it now: it cannot be shown again.")
+
+
+@keys.command("rotate")
+@click.argument("key_id", type=int)
+@click.option("--grace", default="24h", show_default=True, help="How long the old key keeps working: 90s, 15m, 12h, 30d")
+@json_option
+def keys_rotate(key_id: int, grace: str, as_json: bool) -> None:
+    """Issue a new key with the same name and scopes; the old key expires after the grace period."""
+    from patientpdf.services.accounts import rotate_key
+
+    try:
+        row = rotate_key(_context(), key_id, _duration(grace, "--grace"))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    old = row["replaces"]
+    text = (
+        f"key {row['id']} ({row['prefix']}...): {row['key']}\nStore it now: it cannot be shown again.\n"
+        f"key {old['id']} ({old['prefix']}...) stops working at {_jsonable(old['expires_at'])}"
+    )
+    _emit(as_json, row, text)
 
 
 @keys.command("list")
@@ -167,7 +204,8 @@ def keys_list(account_id: int | None, as_json: bool) -> None:
 
     rows = list_keys(_context(), account_id)
     lines = [
-        f"{row['id']}\taccount {row['account_id']}\t{row['prefix']}...\t{'revoked' if row['revoked_at'] else 'active'}\t{row['name'] or ''}"
+        f"{row['id']}\taccount {row['account_id']}\t{row['prefix']}...\t{'revoked' if row['revoked_at'] else 'active'}"
+        f"\t{','.join(row['scopes'])}\texpires {_jsonable(row['expires_at']) or 'never'}\t{row['name'] or ''}"
         for row in rows
     ]
     _emit(as_json, {"keys": rows}, "\n".join(lines) or "no keys")
@@ -184,6 +222,61 @@ def keys_revoke(key_id: int, as_json: bool) -> None:
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     _emit(as_json, row, f"key {row['id']} ({row['prefix']}...) revoked")
+
+
+@cli.group()
+def links() -> None:
+    """Signed links."""
+
+
+@links.command("revoke-all")
+@json_option
+def links_revoke_all(as_json: bool) -> None:
+    """Kill every outstanding signed link at once, in every process; new links work as before."""
+    from patientpdf.services.links import revoke_all
+
+    revoke_all(_context())
+    _emit(as_json, {"status": "ok"}, "every signed link issued so far is now invalid")
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail: export it, verify its hash chain."""
+
+
+@audit.command("export")
+@click.option("--account", "account_id", type=int, default=None, help="Only this account's records")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]), default=None, help="Records at or after this UTC time")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+def audit_export(account_id: int | None, since: datetime | None, fmt: str) -> None:
+    """Write the records to stdout, oldest first."""
+    from datetime import timezone
+
+    from patientpdf.services.audit import export_rows, format_rows
+
+    context = _context()
+    with context.db.read() as conn:
+        rows = export_rows(conn, account_id, since.replace(tzinfo=timezone.utc) if since else None)
+        for chunk in format_rows(rows, fmt):
+            sys.stdout.write(chunk)
+
+
+@audit.command("verify")
+@json_option
+def audit_verify(as_json: bool) -> None:
+    """Recompute the hash chain; name every record that was altered or removed. Exit 1 on any."""
+    from dataclasses import asdict
+
+    from patientpdf.services.audit import verify
+
+    context = _context()
+    with context.db.read() as conn:
+        count, problems = verify(conn, context.audit_key)
+    text = f"checked {count} audit records: " + ("the chain is intact" if not problems else "")
+    text += "; ".join(f"record {problem.seq} {problem.problem}" for problem in problems)
+    _emit(as_json, {"checked": count, "ok": not problems, "problems": [asdict(p) for p in problems]}, text)
+    if problems:
+        sys.exit(1)
 
 
 @cli.group()
