@@ -80,3 +80,37 @@ def test_concurrent_uploads_through_both_processes(pair: tuple[Served, Served]) 
     for served in (a, b):
         listed = httpx.get(f"{served.base_url}/patients/{patient}/pdfs/", headers=headers).json()
         assert sorted(item["filename"] for item in listed) == sorted(f"{n}.pdf" for n in range(40))
+    # 40 uploads appended to one audit chain from two processes at once: no fork, no gap
+    verified = cli(a, "audit", "verify")
+    assert verified["ok"] is True and verified["checked"] >= 42
+
+
+def cli(served: Served, *args: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).with_name("patientpdf")), *args, "--json"]
+    return json.loads(subprocess.run(command, env=served.env, capture_output=True, text=True, check=True, timeout=60).stdout)
+
+
+def test_revocations_take_effect_in_every_process_at_once(pair: tuple[Served, Served]) -> None:
+    a, b = pair
+    headers = {"X-API-Key": a.demo["api_key"]}
+    patient = a.demo["patient_id"]
+    uploaded = httpx.post(
+        f"{a.base_url}/patients/{patient}/pdf/", headers=headers, files={"file": ("x", sample("valid.pdf"))}, data={"filename": "a.pdf"}
+    ).json()
+    link_via_b = uploaded["url"].replace(a.base_url, b.base_url)
+    assert httpx.get(link_via_b).status_code == 200
+    cli(a, "links", "revoke-all")
+    for link in (uploaded["url"], link_via_b):
+        assert httpx.get(link).json()["code"] == "link_invalid"
+    key_id = next(key["id"] for key in cli(a, "keys", "list")["keys"] if a.demo["api_key"].startswith(key["prefix"]))
+    cli(b, "keys", "revoke", str(key_id))
+    for served in (a, b):
+        response = httpx.get(f"{served.base_url}/patients", headers=headers)
+        assert response.status_code == 401 and response.json()["code"] == "api_key_revoked"
+    # both processes appended to one audit chain, and it holds
+    verified = cli(a, "audit", "verify")
+    assert verified["ok"] is True and verified["checked"] >= 6

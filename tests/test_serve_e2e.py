@@ -46,11 +46,24 @@ def test_upload_with_the_docs_curl_and_download_the_same_bytes(served: Served, t
     demo_result = json.loads(subprocess.run(served.demo["curl"], shell=True, capture_output=True, text=True, check=True).stdout)
     assert demo_result["filename"] == "demo.pdf"
 
+    # refusals must not leak either: a wrong key, an altered link, a retry with an Idempotency-Key
+    wrong_key = "ppk_" + "Leak" * 10
+    assert json.loads(curl("--header", f"X-API-Key: {wrong_key}", f"{served.base_url}/patients"))["code"] == "api_key_invalid"
+    altered = uploaded["url"].replace("signature=", "signature=Tampered")
+    assert json.loads(curl(altered))["code"] == "link_invalid"
+    for _ in range(2):
+        curl(
+            "--header", f"X-API-Key: {served.demo['api_key']}", "--header", "Idempotency-Key: retry-1",
+            "--form", f"file=@{pdf}", "--form", "filename=Referral for Jane Q. Sample.pdf",
+            f"{served.base_url}/patients/{served.demo['patient_id']}/pdf/",
+        )  # fmt: skip
+
     served.stop()
     logs = served.logs()
-    assert '"path": "/patients/1/pdf/"' in logs and '"status": 201' in logs
+    assert '"path": "/patients/1/pdf/"' in logs and '"status": 201' in logs and '"status": 401' in logs
     signature = uploaded["url"].split("signature=")[1]
-    for secret in (served.demo["api_key"], signature, "Chart of Jane", "Demo Patient", "demo.pdf", "expires="):
+    secrets = (served.demo["api_key"], wrong_key, wrong_key[:12], signature, "Tampered", "Chart of Jane", "Referral for")
+    for secret in (*secrets, "Demo Patient", "demo.pdf", "expires="):
         assert secret not in logs, secret
 
 
