@@ -106,9 +106,11 @@ def list_patients(conn: Connection, account_id: int) -> Sequence[RowMapping]:
 
 # pdfs -------------------------------------------------------------------------------------
 
+_INSERT_PDF = insert(pdfs)
+
 
 def insert_pdf(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(pdfs).values(**values))
+    conn.execute(_INSERT_PDF, values)  # values bound, not built into the statement: no per-call compile
 
 
 def get_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | None:

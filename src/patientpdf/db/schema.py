@@ -91,8 +91,8 @@ pdfs = Table(
     Column("repaired", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("active_content", JSON, nullable=False),  # e.g. ["javascript", "open_action"]
-    # finds an earlier upload of the same bytes to the same patient (`duplicate_of`)
-    Index("ix_pdfs_account_patient_sha256", "account_id", "patient_id", "sha256"),
+    # the newest earlier upload of the same bytes to the same patient (`duplicate_of`), without a scan
+    Index("ix_pdfs_account_patient_sha256", "account_id", "patient_id", "sha256", "id"),
 )
 
 # One row per Idempotency-Key of an account: claimed while its request runs, then the PDF

@@ -226,7 +226,7 @@ class _UploadReceiver:
         iterator = aiter(chunks)
         while True:
             remaining = deadline - loop.time()
-            idle = remaining > self.limits.idle_timeout
+            waiting_on_idle = remaining > self.limits.idle_timeout  # else the total deadline comes first
             try:
                 async with asyncio.timeout(min(self.limits.idle_timeout, max(remaining, 0))):
                     chunk = await anext(iterator)
@@ -235,7 +235,7 @@ class _UploadReceiver:
             except TimeoutError:
                 why = (
                     f"no data arrived for {self.limits.idle_timeout:g} seconds"
-                    if idle
+                    if waiting_on_idle
                     else f"the body took longer than {self.limits.total_timeout:g} seconds"
                 )
                 raise RequestTimeout(

@@ -32,6 +32,8 @@ CHAINED_FIELDS = (
     "seq", "at", "action", "outcome", "account_id", "key_prefix", "client", "request_id", "patient_id", "pdf_id", "subject",
 )  # fmt: skip
 EXPORT_FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash")
+# Built once, values bound per call: .values(**record) would rebuild and re-key the statement each time.
+_INSERT = insert(audit_events)
 
 
 @dataclass
@@ -65,13 +67,14 @@ def append(conn: Connection, key: bytes, event: AuditEvent) -> None:
     """Add one record at the head of the chain, inside the caller's write transaction."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _APPEND_LOCK})
-    head = conn.execute(select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)).first()
+    # Plain SQL: this runs inside the write transaction every upload queues for.
+    head = conn.exec_driver_sql("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first()
     record: dict[str, Any] = asdict(event)
     # Microseconds only: what both databases keep, so the hash survives the round trip.
     record.update(seq=(head.seq + 1) if head else 1, at=now_utc(), prev_hash=head.hash if head else GENESIS)
     record["hash"] = record_hash(key, record)
     try:
-        conn.execute(insert(audit_events).values(**record))
+        conn.execute(_INSERT, record)
     except SQLAlchemyError as exc:
         raise Unavailable(
             "The audit trail cannot be written, so nothing is done. Retry in a few seconds.", code="audit_unavailable"

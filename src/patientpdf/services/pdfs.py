@@ -88,8 +88,11 @@ def store_pdf(
         "created_at": now_utc(),
     }
     try:
-        with ctx.db.write() as conn:
+        # Outside the write transaction, which every process's writers queue for: two identical
+        # uploads at the same instant may miss each other, which `duplicate_of` (a hint) allows.
+        with ctx.db.read() as conn:
             duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, upload.sha256)
+        with ctx.db.write() as conn:
             repo.insert_pdf(conn, values)
             if claim is not None:
                 idempotency.finish(conn, account_id, claim, upload_fingerprint(patient_id, upload), pdf_id)

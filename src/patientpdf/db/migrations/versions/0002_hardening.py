@@ -41,7 +41,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("active_content", sa.JSON, nullable=False, server_default="[]"))
     with op.batch_alter_table("pdfs") as batch:
         batch.alter_column("active_content", server_default=None)
-    op.create_index("ix_pdfs_account_patient_sha256", "pdfs", ["account_id", "patient_id", "sha256"])
+    op.create_index("ix_pdfs_account_patient_sha256", "pdfs", ["account_id", "patient_id", "sha256", "id"])
     op.create_table(
         "idempotency_keys",
         sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
