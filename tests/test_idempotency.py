@@ -30,7 +30,9 @@ def upload_with_key(server: LiveServer, tenant: Tenant, key: str, content: bytes
 
 def test_retry_with_the_same_key_returns_the_first_response_and_stores_nothing(server: LiveServer, tenant: Tenant) -> None:
     key = str(uuid.uuid4())
+    earlier = server.upload(tenant, sample("valid.pdf")).json()["id"]  # so the first response has a duplicate_of
     first = upload_with_key(server, tenant, key, sample("valid.pdf"))
+    assert first.json()["duplicate_of"] == earlier
     assert first.status_code == 201
     blobs = server.blob_keys()
     again = upload_with_key(server, tenant, f'"{key}"', sample("valid.pdf"))  # the draft's quoted form is the same key
@@ -38,7 +40,7 @@ def test_retry_with_the_same_key_returns_the_first_response_and_stores_nothing(s
     original, replayed = first.json(), again.json()
     assert {k: v for k, v in replayed.items() if k != "url"} == {k: v for k, v in original.items() if k != "url"}
     assert server.client.get(replayed["url"]).content == sample("valid.pdf")
-    assert pdf_count(server, tenant) == 1 and server.blob_keys() == blobs
+    assert pdf_count(server, tenant) == 2 and server.blob_keys() == blobs
 
 
 def test_same_key_different_body_is_422(server: LiveServer, tenant: Tenant) -> None:

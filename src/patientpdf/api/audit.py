@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from patientpdf.api.deps import MAX_ID
 from patientpdf.context import Context
 from patientpdf.security.ids import is_pdf_id
 from patientpdf.services import audit
 
 log = logging.getLogger(__name__)
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
-MAX_PATIENT_ID = 2**31 - 1
 
 
 def audited(action: str) -> Callable[[Endpoint], Endpoint]:
@@ -40,7 +40,7 @@ def request_event(scope: Scope, action: str, status: int) -> audit.AuditEvent:
     params = scope.get("path_params", {})
     raw_patient = str(params.get("patient_id", ""))
     patient_id = state.get("patient_id")
-    if patient_id is None and raw_patient.isascii() and raw_patient.isdigit() and int(raw_patient) <= MAX_PATIENT_ID:
+    if patient_id is None and raw_patient.isascii() and raw_patient.isdigit() and int(raw_patient) <= MAX_ID:
         patient_id = int(raw_patient)
     pdf_id = state.get("pdf_id") or params.get("pdf_id")
     code = state.get("outcome_code")

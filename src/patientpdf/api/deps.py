@@ -8,10 +8,9 @@ audit trail.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
-
-import time
 
 from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader

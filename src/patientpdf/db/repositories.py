@@ -163,14 +163,12 @@ def delete_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | N
     return row
 
 
-def find_duplicate_pdf(conn: Connection, account_id: int, patient_id: int, sha256: str) -> str | None:
-    """The newest earlier PDF of the patient with the same bytes."""
-    return conn.execute(
-        select(pdfs.c.id)
-        .where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id, pdfs.c.sha256 == sha256)
-        .order_by(pdfs.c.id.desc())
-        .limit(1)
-    ).scalar()
+def find_duplicate_pdf(conn: Connection, account_id: int, patient_id: int, sha256: str, before: str | None = None) -> str | None:
+    """The newest PDF of the patient with the same bytes (older than `before`, if given: ids sort by time)."""
+    query = select(pdfs.c.id).where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id, pdfs.c.sha256 == sha256)
+    if before is not None:
+        query = query.where(pdfs.c.id < before)
+    return conn.execute(query.order_by(pdfs.c.id.desc()).limit(1)).scalar()
 
 
 # idempotency keys -------------------------------------------------------------------------

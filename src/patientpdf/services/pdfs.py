@@ -130,6 +130,15 @@ def get_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
     return row
 
 
+def uploaded_pdf(ctx: Context, account_id: int, pdf_id: str) -> dict[str, Any]:
+    """A stored PDF as its upload answered it, `duplicate_of` included (for idempotent replays)."""
+    with ctx.db.read() as conn:
+        row = repo.get_pdf(conn, account_id, pdf_id)
+        if row is None:
+            raise _pdf_not_found(pdf_id)
+        return dict(row) | {"duplicate_of": repo.find_duplicate_pdf(conn, account_id, row["patient_id"], row["sha256"], before=pdf_id)}
+
+
 def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> Sequence[RowMapping]:
     """The owned patient's PDFs, newest first (404/403 as owned_patient_in), in one read."""
     with ctx.db.read() as conn:

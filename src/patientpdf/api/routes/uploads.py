@@ -171,7 +171,7 @@ async def _replay(
     """The first response again, for a retry of a finished request: nothing new is stored."""
     idempotency.check_replay(claim, pdfs.upload_fingerprint(patient_id, upload))
     assert claim.pdf_id is not None
-    row = await run_in_threadpool(pdfs.get_pdf, context, account_id, claim.pdf_id)
+    row = await run_in_threadpool(pdfs.uploaded_pdf, context, account_id, claim.pdf_id)
     request.state.outcome_code = "idempotent_replay"
     headers = {"Location": f"/pdfs/{row['id']}", "Idempotent-Replayed": "true"}
     return JSONResponse(uploaded_pdf_body(row, link_for(row)), status_code=201, headers=headers)
