@@ -44,6 +44,8 @@ def test_every_access_is_recorded_with_its_outcome(server: LiveServer, tenant: T
     server.client.get(f"/patients/{tenant.patient_id}/", headers=tenant.headers)
     server.client.get("/patients", headers={"X-API-Key": "ppk_notarealkey123"})
     server.client.delete(f"/pdfs/{pdf_id}", headers=tenant.headers)
+    other = server.tenant("Other clinic")  # its key is created by the CLI: one more key.create
+    server.upload(tenant, sample("valid.pdf"), patient_id=other.patient_id)
     new_key = create_key(server.context, tenant.account_id, "second")
     rotate_key(server.context, new_key["id"], timedelta(hours=1))
     revoke_key(server.context, new_key["id"])
@@ -60,12 +62,16 @@ def test_every_access_is_recorded_with_its_outcome(server: LiveServer, tenant: T
         ("patient.list", "401 api_key_invalid"),
         ("pdf.delete", "204"),
         ("key.create", "ok"),
+        ("pdf.upload", "403 patient_forbidden"),
+        ("key.create", "ok"),
         ("key.rotate", "ok"),
         ("key.create", "ok"),
         ("key.revoke", "ok"),
     ]
     assert seen[-len(expected) :] == expected
     by_action = {r["action"]: r for r in records(server)}
+    refused = next(r for r in records(server) if r["outcome"] == "403 patient_forbidden")
+    assert refused["account_id"] == tenant.account_id and refused["patient_id"] == other.patient_id  # who tried what
     upload = next(r for r in records(server) if r["action"] == "pdf.upload")
     assert upload["request_id"] == "req-upload-1" and upload["pdf_id"] == pdf_id
     assert upload["patient_id"] == tenant.patient_id and upload["account_id"] == tenant.account_id

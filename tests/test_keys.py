@@ -102,3 +102,47 @@ def test_processes_sharing_redis_count_failures_together(make_server) -> None:  
     first, second = make_server(**shared), make_server(**shared)
     address = f"198.51.100.{secrets.randbelow(250) + 1}"
     assert hammer_with_bad_keys(first, 2, address) + hammer_with_bad_keys(second, 3, address) == [401] * 4 + [429]
+
+
+def test_an_admin_key_manages_the_accounts_keys_over_http(server: LiveServer, tenant: Tenant) -> None:
+    from patientpdf.services import audit
+
+    created = server.client.post("/keys", headers=tenant.headers, json={"name": "fax", "scopes": ["upload"], "expires_in_seconds": 3600})
+    assert created.status_code == 201
+    new = created.json()
+    assert new["scopes"] == ["upload"] and new["key"].startswith(new["prefix"]) and new["expires_at"].endswith("Z")
+    listed = server.client.get("/keys", headers=tenant.headers).json()
+    assert {k["prefix"] for k in listed} == {tenant.key[:12], new["prefix"]} and all("key" not in k for k in listed)
+    fax = {"X-API-Key": new["key"]}
+    assert server.client.get("/keys", headers=fax).json()["code"] == "insufficient_scope"  # upload-only
+    rotated = server.client.post(f"/keys/{new['id']}/rotate", headers=tenant.headers, json={"grace_seconds": 0})
+    assert rotated.status_code == 201 and rotated.json()["scopes"] == ["upload"]
+    assert server.client.get("/patients", headers=fax).json()["code"] == "api_key_expired"
+    revoked = server.client.delete(f"/keys/{rotated.json()['id']}", headers=tenant.headers)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    # another account's key is out of reach, as if it did not exist
+    other = server.tenant("Other clinic")
+    response = server.client.delete(f"/keys/{other.key_id}", headers=tenant.headers)
+    assert response.status_code == 404 and response.json()["code"] == "key_not_found"
+    assert server.client.get("/patients", headers=other.headers).status_code == 200
+    bad = server.client.post("/keys", headers=tenant.headers, json={"scopes": ["root"]})
+    assert bad.status_code == 422
+    # each change is audited once, under the acting key, refusals included
+    with server.context.db.read() as conn:
+        changes = [
+            (r["action"], r["outcome"], r["key_prefix"])
+            for r in audit.export_rows(conn, tenant.account_id, None)
+            if r["action"].startswith("key.")
+        ]
+    actor = tenant.key[:12]
+    assert changes == [
+        ("key.create", "ok", None),  # the tenant's own key, by the CLI
+        ("key.create", "ok", actor),
+        ("key.list", "200", actor),
+        ("key.list", "403 insufficient_scope", new["prefix"]),
+        ("key.rotate", "ok", actor),
+        ("key.create", "ok", actor),
+        ("key.revoke", "ok", actor),
+        ("key.revoke", "404 key_not_found", actor),
+        ("key.create", "422 validation_error", actor),
+    ]

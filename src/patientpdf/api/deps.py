@@ -42,7 +42,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Principal]) -> Principal:
+def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Principal], state: Any) -> Principal:
     blocked_for = ctx.rate_limits.address_blocked(client)
     if blocked_for is not None:
         raise TooManyRequests(
@@ -55,6 +55,8 @@ def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Princi
     except Unauthenticated:
         ctx.rate_limits.note_failed_auth(client)
         raise
+    # who it is, for the logs and the audit record, also when the next checks refuse it
+    state.key_prefix, state.account_id = principal.key_prefix, principal.account_id
     principal.require(scope)
     wait = ctx.rate_limits.key_request(principal.key_prefix)
     if wait is not None:
@@ -64,17 +66,11 @@ def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Princi
     return principal
 
 
-def _remember(request: Request, principal: Principal) -> Principal:
-    request.state.key_prefix = principal.key_prefix
-    request.state.account_id = principal.account_id
-    return principal
-
-
 def principal_with(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def dependency(request: Request, api_key: ApiKey) -> Principal:
         ctx = get_context(request)
-        principal = await run_in_threadpool(_admit, ctx, client_address(request), scope, lambda: authenticate(ctx, api_key))
-        return _remember(request, principal)
+        check_key = lambda: authenticate(ctx, api_key)  # noqa: E731
+        return await run_in_threadpool(_admit, ctx, client_address(request), scope, check_key, request.state)
 
     return dependency
 
@@ -88,10 +84,13 @@ async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
     raw = request.path_params.get("patient_id", "")
     patient_id = int(raw) if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ID else None
     ctx = get_context(request)
-    principal = await run_in_threadpool(
-        _admit, ctx, client_address(request), "upload", lambda: authorize_upload(ctx, api_key, patient_id)
-    )
-    return _remember(request, principal)
+    state = request.state
+
+    def identified(principal: Principal) -> None:
+        state.key_prefix, state.account_id = principal.key_prefix, principal.account_id
+
+    check_key = lambda: authorize_upload(ctx, api_key, patient_id, identified)  # noqa: E731
+    return await run_in_threadpool(_admit, ctx, client_address(request), "upload", check_key, state)
 
 
 ReadPrincipal = Annotated[Principal, Depends(principal_with("read"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, RowMapping
 
@@ -19,7 +19,8 @@ from patientpdf.services.clock import now_utc
 # per key so that authentication stays a read.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
-SCOPES = ("upload", "read", "admin")
+Scope = Literal["upload", "read", "admin"]
+SCOPES: tuple[Scope, ...] = ("upload", "read", "admin")
 SCOPE_MEANING = {
     "upload": "upload PDFs or create patients",
     "read": "read patients and PDFs",
@@ -55,7 +56,7 @@ class Actor:
 CLI = Actor()
 
 
-def parse_scopes(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def parse_scopes(raw: str | list[Scope] | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     items = [part.strip() for part in (raw.split(",") if isinstance(raw, str) else raw) if part.strip()]
     unknown = sorted(set(items) - set(SCOPES))
     if unknown or not items:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -34,11 +34,18 @@ def owned_patient_in(conn: Connection, account_id: int, patient_id: int) -> RowM
     raise NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
 
 
-def authorize_upload(ctx: Context, presented_key: str | None, patient_id: int | None) -> Principal:
+def authorize_upload(
+    ctx: Context,
+    presented_key: str | None,
+    patient_id: int | None,
+    identified: Callable[[Principal], None] = lambda _principal: None,
+) -> Principal:
     """401, then 404/403, in one short read: the checks the upload makes before its body.
-    `patient_id` None: the path's id is not an integer, which the caller reports itself."""
+    `patient_id` None: the path's id is not an integer, which the caller reports itself.
+    `identified` learns who is asking before the patient check can refuse them (for the audit)."""
     with ctx.db.read() as conn:
         principal, last_used = principal_for_key(conn, presented_key)
+        identified(principal)
         if patient_id is not None:
             owned_patient_in(conn, principal.account_id, patient_id)
     record_use(ctx, principal, last_used)

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, Links, ReadPrincipal, ServiceContext, UploadScopePrincipal
-from patientpdf.api.routes.pdfs import AUTH, BAD_TTL
+from patientpdf.api.routes.pdfs import AUTH, BAD_TTL, NOT_JSON
 from patientpdf.api.schemas import ErrorBody, Patient, PatientCreate, patient_body
 from patientpdf.services import patients
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["Patients"])
     "/patients",
     status_code=201,
     response_model=Patient,
-    responses=AUTH | {400: {"model": ErrorBody, "description": "The body is not JSON"}},
+    responses=AUTH | NOT_JSON,
     summary="Create a patient",
 )
 @audited("patient.create")

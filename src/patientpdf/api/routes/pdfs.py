@@ -22,6 +22,7 @@ AUTH = {
     403: {"model": ErrorBody, "description": "The key lacks the scope this needs"},
     429: {"model": ErrorBody, "description": "Too many failed authentications from this address, or the key is over its rate"},
 }
+NOT_JSON = {400: {"model": ErrorBody, "description": "The body is not JSON"}}
 BAD_TTL = {400: {"model": ErrorBody, "description": "url_ttl is not a number of seconds within the maximum"}}
 PDF_BYTES = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF"}
 
