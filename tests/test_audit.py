@@ -34,7 +34,8 @@ def cli(server: LiveServer, *args: str, ok: bool = True) -> subprocess.Completed
 
 
 def test_every_access_is_recorded_with_its_outcome(server: LiveServer, tenant: Tenant) -> None:
-    uploaded = server.upload(tenant, sample("valid.pdf"), headers={"X-Request-ID": "req-upload-1"}).json()
+    uploaded = server.upload(tenant, sample("valid.pdf"), headers={"X-Request-ID": "req-upload-1", "Idempotency-Key": "k1"}).json()
+    server.upload(tenant, sample("valid.pdf"), headers={"Idempotency-Key": "k1"})  # a replay
     pdf_id = uploaded["id"]
     server.upload(tenant, sample("truncated.pdf"))
     server.client.get(f"/pdfs/{pdf_id}", headers=tenant.headers)
@@ -53,6 +54,7 @@ def test_every_access_is_recorded_with_its_outcome(server: LiveServer, tenant: T
     seen = [(r["action"], r["outcome"]) for r in records(server)]
     expected = [
         ("pdf.upload", "201"),
+        ("pdf.upload", "201 idempotent_replay"),
         ("pdf.upload", "400 pdf_truncated"),
         ("pdf.read", "200"),
         ("pdf.download", "200"),
@@ -76,6 +78,8 @@ def test_every_access_is_recorded_with_its_outcome(server: LiveServer, tenant: T
     assert upload["request_id"] == "req-upload-1" and upload["pdf_id"] == pdf_id
     assert upload["patient_id"] == tenant.patient_id and upload["account_id"] == tenant.account_id
     assert upload["key_prefix"] == tenant.key[:12] and upload["client"] == "127.0.0.1"
+    replay = next(r for r in records(server) if r["outcome"] == "201 idempotent_replay")
+    assert replay["pdf_id"] == pdf_id and replay["patient_id"] == tenant.patient_id
     link = next(r for r in records(server) if r["action"] == "pdf.link_download")
     assert link["account_id"] == tenant.account_id and link["key_prefix"] is None  # found from the link's PDF
     assert by_action["key.revoke"]["subject"] == new_key["prefix"] and by_action["key.revoke"]["client"] == "cli"

@@ -173,6 +173,7 @@ async def _replay(
     assert claim.pdf_id is not None
     row = await run_in_threadpool(pdfs.uploaded_pdf, context, account_id, claim.pdf_id)
     request.state.outcome_code = "idempotent_replay"
+    request.state.pdf_id = row["id"]
     headers = {"Location": f"/pdfs/{row['id']}", "Idempotent-Replayed": "true"}
     return JSONResponse(uploaded_pdf_body(row, link_for(row)), status_code=201, headers=headers)
 
