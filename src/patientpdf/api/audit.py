@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from patientpdf.api.deps import MAX_ID
+from patientpdf.api.deps import patient_id_in_path
 from patientpdf.context import Context
 from patientpdf.security.ids import is_pdf_id
 from patientpdf.services import audit
@@ -37,12 +37,10 @@ def audited(action: str) -> Callable[[Endpoint], Endpoint]:
 
 def request_event(scope: Scope, action: str, status: int) -> audit.AuditEvent:
     state = scope.get("state", {})
-    params = scope.get("path_params", {})
-    raw_patient = str(params.get("patient_id", ""))
     patient_id = state.get("patient_id")
-    if patient_id is None and raw_patient.isascii() and raw_patient.isdigit() and int(raw_patient) <= MAX_ID:
-        patient_id = int(raw_patient)
-    pdf_id = state.get("pdf_id") or params.get("pdf_id")
+    if patient_id is None:
+        patient_id = patient_id_in_path(scope)
+    pdf_id = state.get("pdf_id") or scope.get("path_params", {}).get("pdf_id")
     code = state.get("outcome_code")
     client = scope.get("client")
     return audit.AuditEvent(

@@ -8,7 +8,6 @@ audit trail.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -36,6 +35,12 @@ ApiKey = Annotated[str | None, Security(api_key_header)]
 # Ids are 32-bit in the database (PostgreSQL INTEGER): anything larger cannot exist.
 MAX_ID = 2**31 - 1
 PatientId = Annotated[int, Path(ge=0, le=MAX_ID, description="The patient's id")]
+
+
+def patient_id_in_path(scope: Any) -> int | None:
+    """The path's patient id, or None if it is not one that can exist (FastAPI reports that itself)."""
+    raw = str(scope.get("path_params", {}).get("patient_id", ""))
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ID else None
 
 
 def client_address(request: Request) -> str:
@@ -81,8 +86,7 @@ async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
     A dependency, so it runs before FastAPI reports a malformed `patient_id` (422): a bad
     key is 401 whatever the path holds.
     """
-    raw = request.path_params.get("patient_id", "")
-    patient_id = int(raw) if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ID else None
+    patient_id = patient_id_in_path(request.scope)
     ctx = get_context(request)
     state = request.state
 
@@ -116,8 +120,8 @@ async def link_maker(
     """Makes each PDF's `url` for this response, with the caller's `url_ttl`."""
     ctx = get_context(request)
     ttl = links.link_ttl(ctx, url_ttl)
-    loaded_at, salt = ctx.link_salt
-    if time.monotonic() - loaded_at > links.SALT_REFRESH_SECONDS:
+    salt = links.cached_salt(ctx)
+    if salt is None:
         salt = await run_in_threadpool(links.signing_salt, ctx)
     base = base_url(request, ctx)
     return lambda row: pdfs.pdf_url(ctx, base, row, ttl, salt)

@@ -16,9 +16,15 @@ from patientpdf.services.clock import now_utc
 SALT_REFRESH_SECONDS = 2.0
 
 
-def signing_salt(ctx: Context) -> str:
+def cached_salt(ctx: Context) -> str | None:
+    """This process's copy of the newest salt, or None when it is due for a refresh."""
     loaded_at, salt = ctx.link_salt
-    if time.monotonic() - loaded_at > SALT_REFRESH_SECONDS:
+    return salt if time.monotonic() - loaded_at <= SALT_REFRESH_SECONDS else None
+
+
+def signing_salt(ctx: Context) -> str:
+    salt = cached_salt(ctx)
+    if salt is None:
         with ctx.db.read() as conn:
             salt = repo.newest_link_salt(conn)
         ctx.link_salt = (time.monotonic(), salt)
