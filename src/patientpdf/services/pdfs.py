@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Connection, RowMapping
 
 from patientpdf import storage
 from patientpdf.context import Context
@@ -87,17 +87,20 @@ def store_pdf(
         "active_content": list(report.active_content),
         "created_at": now_utc(),
     }
+    fingerprint = upload_fingerprint(patient_id, upload) if claim is not None else ""
+
+    def record(conn: Connection) -> str | None:
+        duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, upload.sha256)
+        repo.insert_pdf(conn, values)
+        if claim is not None:
+            idempotency.finish(conn, account_id, claim, fingerprint, pdf_id)
+        event.pdf_id, event.patient_id = pdf_id, patient_id
+        audit.append(conn, ctx.audit_key, event)
+        return duplicate_of
+
     try:
-        # Outside the write transaction, which every process's writers queue for: two identical
-        # uploads at the same instant may miss each other, which `duplicate_of` (a hint) allows.
-        with ctx.db.read() as conn:
-            duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, upload.sha256)
-        with ctx.db.write() as conn:
-            repo.insert_pdf(conn, values)
-            if claim is not None:
-                idempotency.finish(conn, account_id, claim, upload_fingerprint(patient_id, upload), pdf_id)
-            event.pdf_id, event.patient_id = pdf_id, patient_id
-            audit.append(conn, ctx.audit_key, event)
+        # Shared with the other uploads committing now: one transaction, one sync to disk.
+        duplicate_of = ctx.db.group_commit.run(record)
     except BaseException:
         _delete_blob_quietly(ctx, key)
         raise
