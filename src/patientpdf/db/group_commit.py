@@ -38,12 +38,17 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
 
-    def run(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a write transaction shared with other callers; blocks until committed."""
+    def submit(self, work: Callable[[Connection], T]) -> Future[T]:
+        """Queue `work` for a write transaction shared with other callers; the future is
+        resolved once that transaction has committed (or failed)."""
         future: Future[T] = Future()
         self._start()
         self._queue.put((work, future))
-        return future.result()
+        return future
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """`submit`, then wait for the commit."""
+        return self.submit(work).result()
 
     def close(self) -> None:
         if self._thread is not None:
@@ -73,7 +78,11 @@ class GroupCommit:
                     self._queue.put(None)  # finish this batch, then stop
                     break
                 batch.append(more)
-            self._commit(batch)
+            # A caller may have given up on work still queued: it is dropped. From here on the
+            # futures cannot be cancelled, so every write that runs is reported.
+            batch = [work for work in batch if work[1].set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[_Work]) -> None:
         outcomes: list[tuple[bool, Any]] = []

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,17 +57,16 @@ def check_digests(upload: ReceivedUpload, expected: list[tuple[str, str]]) -> No
             )
 
 
-def store_pdf(
-    ctx: Context,
-    account_id: int,
-    patient_id: int,
-    upload: ReceivedUpload,
-    filename: str,
-    event: audit.AuditEvent,
-    claim: idempotency.Claim | None = None,
-) -> dict[str, Any]:
-    """Check the spooled upload, store its bytes durably, then record it (with its audit
-    record and its idempotency key) in one transaction. All or nothing."""
+@dataclass
+class PreparedPdf:
+    """A checked upload whose bytes are durably stored, waiting for its row."""
+
+    values: dict[str, Any]
+    upload: ReceivedUpload
+
+
+def prepare_pdf(ctx: Context, account_id: int, patient_id: int, upload: ReceivedUpload, filename: str) -> PreparedPdf:
+    """Check the spooled upload and store its bytes durably (blocking: runs on a thread)."""
     assert upload.spool_path is not None
     report = check_pdf(upload.spool_path, upload.size, ctx.settings.active_content)
     pdf_id = new_pdf_id()
@@ -87,10 +89,21 @@ def store_pdf(
         "active_content": list(report.active_content),
         "created_at": now_utc(),
     }
-    fingerprint = upload_fingerprint(patient_id, upload) if claim is not None else ""
+    return PreparedPdf(values, upload)
+
+
+async def record_pdf(
+    ctx: Context, prepared: PreparedPdf, event: audit.AuditEvent, claim: idempotency.Claim | None = None
+) -> dict[str, Any]:
+    """Record a prepared PDF with its audit record and idempotency key, in a transaction shared
+    with the other uploads committing now (one lock turn, one sync to disk). All or nothing:
+    if the row is not committed, the bytes are deleted."""
+    values = prepared.values
+    account_id, patient_id, pdf_id = values["account_id"], values["patient_id"], values["id"]
+    fingerprint = upload_fingerprint(patient_id, prepared.upload) if claim is not None else ""
 
     def record(conn: Connection) -> str | None:
-        duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, upload.sha256)
+        duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, values["sha256"])
         repo.insert_pdf(conn, values)
         if claim is not None:
             idempotency.finish(conn, account_id, claim, fingerprint, pdf_id)
@@ -98,13 +111,21 @@ def store_pdf(
         audit.append(conn, ctx.audit_key, event)
         return duplicate_of
 
+    committed = ctx.db.group_commit.submit(record)
     try:
-        # Shared with the other uploads committing now: one transaction, one sync to disk.
-        duplicate_of = ctx.db.group_commit.run(record)
+        duplicate_of = await asyncio.wrap_future(committed)
+    except asyncio.CancelledError:
+        # The commit goes on without us: its outcome, not our cancellation, decides the bytes' fate.
+        committed.add_done_callback(lambda done: _delete_blob_quietly(ctx, values["storage_key"]) if _failed(done) else None)
+        raise
     except BaseException:
-        _delete_blob_quietly(ctx, key)
+        _delete_blob_quietly(ctx, values["storage_key"])
         raise
     return values | {"duplicate_of": duplicate_of}
+
+
+def _failed(future: Future[Any]) -> bool:
+    return future.cancelled() or future.exception() is not None
 
 
 def upload_fingerprint(patient_id: int, upload: ReceivedUpload) -> str:

@@ -146,9 +146,8 @@ async def upload_pdf(
             pdfs.check_digests(upload, digests)
             filename = clean_filename(upload.filename)
             event = request_event(request.scope, "pdf.upload", 201)
-            row = await run_in_threadpool(
-                pdfs.store_pdf, context, principal.account_id, patient_id, upload, filename, event, claim
-            )
+            prepared = await run_in_threadpool(pdfs.prepare_pdf, context, principal.account_id, patient_id, upload, filename)
+            row = await pdfs.record_pdf(context, prepared, event, claim)
             stored = True
             request.state.audited = True
         finally:
