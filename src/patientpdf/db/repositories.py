@@ -1,5 +1,8 @@
 """Every query of the service. Queries on account data take the account id and filter by it,
 so a cross-account read cannot be written by accident; the two exceptions say why in their name.
+
+The queries every upload or download runs are built once, with bound parameters: building a
+statement per call cost about 40 µs, twice what running it costs.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from patientpdf.db.schema import accounts, api_keys, idempotency_keys, link_salts, patients, pdfs
@@ -58,9 +61,12 @@ def set_api_key_expiry(conn: Connection, key_id: int, expires_at: datetime) -> R
     return get_api_key(conn, key_id)  # type: ignore[return-value]
 
 
+_API_KEY_BY_PREFIX = select(api_keys).where(api_keys.c.prefix == bindparam("prefix"))
+
+
 def find_api_key_by_prefix_for_authentication(conn: Connection, prefix: str) -> RowMapping | None:
     """Unscoped by design: authentication is what finds the account."""
-    return conn.execute(select(api_keys).where(api_keys.c.prefix == prefix)).mappings().first()
+    return conn.execute(_API_KEY_BY_PREFIX, {"prefix": prefix}).mappings().first()
 
 
 def list_api_keys(conn: Connection, account_id: int | None) -> Sequence[RowMapping]:
@@ -87,12 +93,11 @@ def insert_patient(conn: Connection, account_id: int, values: dict[str, Any], no
     return get_patient(conn, account_id, new_id)  # type: ignore[return-value]
 
 
+_PATIENT = select(patients).where(patients.c.id == bindparam("patient_id"), patients.c.account_id == bindparam("account_id"))
+
+
 def get_patient(conn: Connection, account_id: int, patient_id: int) -> RowMapping | None:
-    return (
-        conn.execute(select(patients).where(patients.c.id == patient_id, patients.c.account_id == account_id))
-        .mappings()
-        .first()
-    )
+    return conn.execute(_PATIENT, {"patient_id": patient_id, "account_id": account_id}).mappings().first()
 
 
 def patient_exists_in_any_account(conn: Connection, patient_id: int) -> bool:
@@ -113,13 +118,17 @@ def insert_pdf(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(_INSERT_PDF, values)  # values bound, not built into the statement: no per-call compile
 
 
+_PDF_BY_ID = select(pdfs).where(pdfs.c.id == bindparam("pdf_id"))
+_PDF = _PDF_BY_ID.where(pdfs.c.account_id == bindparam("account_id"))
+
+
 def get_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | None:
-    return conn.execute(select(pdfs).where(pdfs.c.id == pdf_id, pdfs.c.account_id == account_id)).mappings().first()
+    return conn.execute(_PDF, {"pdf_id": pdf_id, "account_id": account_id}).mappings().first()
 
 
 def get_pdf_for_signed_link(conn: Connection, pdf_id: str) -> RowMapping | None:
     """Unscoped by design: a signed link is its own authorisation (checked before this runs)."""
-    return conn.execute(select(pdfs).where(pdfs.c.id == pdf_id)).mappings().first()
+    return conn.execute(_PDF_BY_ID, {"pdf_id": pdf_id}).mappings().first()
 
 
 def all_pdfs_for_maintenance(conn: Connection) -> Sequence[RowMapping]:
@@ -163,12 +172,19 @@ def delete_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | N
     return row
 
 
+_SAME_BYTES = select(pdfs.c.id).where(
+    pdfs.c.account_id == bindparam("account_id"), pdfs.c.patient_id == bindparam("patient_id"), pdfs.c.sha256 == bindparam("sha256")
+)
+_NEWEST_DUPLICATE = _SAME_BYTES.order_by(pdfs.c.id.desc()).limit(1)
+_NEWEST_DUPLICATE_BEFORE = _SAME_BYTES.where(pdfs.c.id < bindparam("before")).order_by(pdfs.c.id.desc()).limit(1)
+
+
 def find_duplicate_pdf(conn: Connection, account_id: int, patient_id: int, sha256: str, before: str | None = None) -> str | None:
     """The newest PDF of the patient with the same bytes (older than `before`, if given: ids sort by time)."""
-    query = select(pdfs.c.id).where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id, pdfs.c.sha256 == sha256)
-    if before is not None:
-        query = query.where(pdfs.c.id < before)
-    return conn.execute(query.order_by(pdfs.c.id.desc()).limit(1)).scalar()
+    params = {"account_id": account_id, "patient_id": patient_id, "sha256": sha256}
+    if before is None:
+        return conn.execute(_NEWEST_DUPLICATE, params).scalar()
+    return conn.execute(_NEWEST_DUPLICATE_BEFORE, params | {"before": before}).scalar()
 
 
 # idempotency keys -------------------------------------------------------------------------
