@@ -12,6 +12,13 @@ from typing import BinaryIO
 from patientpdf.storage.base import BlobInfo, StorageError, StorageFull, StorageUnavailable
 
 READ_CHUNK = 1024 * 1024
+# A stored PDF is seldom read right after its upload. Once a large one is on disk its pages
+# leave the page cache, and the next uploads write into memory the kernel already holds: on
+# the development VM, writing into fresh page-cache memory ran at 400-660 MB/s, into reused
+# memory at 1,200-2,400 MB/s (S2, 2 MB uploads: +15 %). Small files stay cached: for them the
+# extra call costs more than it saves.
+UNCACHE_FROM_BYTES = 1024 * 1024
+_ADVISE = getattr(os, "posix_fadvise", None)
 
 
 class _RangeReader:
@@ -50,10 +57,13 @@ def _translate(exc: OSError) -> StorageError:
     return StorageUnavailable(str(exc))
 
 
-def fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
+def fsync_path(path: Path, flags: int = os.O_RDONLY, uncache_from: int | None = None) -> None:
+    """fsync a file or directory; with `uncache_from`, a file at least that large leaves the page cache."""
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
+        if uncache_from is not None and _ADVISE is not None and os.fstat(fd).st_size >= uncache_from:
+            _ADVISE(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
 
@@ -74,7 +84,7 @@ class LocalStorage:
     def put_file(self, key: str, source: Path) -> None:
         target = self._path(key)
         try:
-            fsync_path(source)
+            fsync_path(source, uncache_from=UNCACHE_FROM_BYTES)
             if not target.parent.is_dir():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fsync_path(target.parent.parent, os.O_RDONLY | os.O_DIRECTORY)  # the new directory's entry
