@@ -96,6 +96,20 @@ def main() -> None:
             subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", url], check=True)
             download_s = time.perf_counter() - started
             download_peak = peak(pids)
+            # The second half by range, with the key (GET /pdfs/{id}/content): seek, then stream.
+            half = pdf.stat().st_size // 2
+            reset_peaks(pids)
+            started = time.perf_counter()
+            ranged = subprocess.run(
+                ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                 "-H", f"X-API-Key: {demo['api_key']}", "-H", f"Range: bytes={half}-",
+                 f"{base}/pdfs/{json.loads(out.stdout)['id']}/content"],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            range_s = time.perf_counter() - started
+            range_peak = peak(pids)
+            status, received = ranged.stdout.split()
+            assert status == "206" and int(received) == pdf.stat().st_size - half, ranged.stdout
             rows.append(
                 {
                     "size_mb": size,
@@ -106,6 +120,8 @@ def main() -> None:
                     "download_s": round(download_s, 2),
                     "download_mb_s": round(pdf.stat().st_size / MB / download_s),
                     "download_peak_rss_mb": round(download_peak / MB),
+                    "range_mb_s": round(int(received) / MB / range_s),
+                    "range_peak_rss_mb": round(range_peak / MB),
                 }
             )
             pdf.unlink()
@@ -117,12 +133,16 @@ def main() -> None:
             server.kill()
         subprocess.run(["rm", "-rf", str(scratch)], check=False)
     print(f"idle RSS of the largest server process: {idle / MB:.0f} MB ({args.workers} workers)")
-    print("| PDF | upload s | upload MB/s | peak RSS during upload | download s | download MB/s | peak RSS during download |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| PDF | upload s | upload MB/s | peak RSS during upload | download s | download MB/s | peak RSS during download "
+        "| second half by range, MB/s | peak RSS during range |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['size_mb']} MB | {r['upload_s']} | {r['upload_mb_s']} | {r['upload_peak_rss_mb']} MB "
-            f"| {r['download_s']} | {r['download_mb_s']} | {r['download_peak_rss_mb']} MB |"
+            f"| {r['download_s']} | {r['download_mb_s']} | {r['download_peak_rss_mb']} MB "
+            f"| {r['range_mb_s']} | {r['range_peak_rss_mb']} MB |"
         )
     print("BENCHJSON " + json.dumps(rows))
 
