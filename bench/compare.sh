@@ -3,7 +3,8 @@
 #   bench/compare.sh [ROUNDS=3] [--quick] [--targets "nginx django-sync fastapi-naive patientpdf"]
 # The peers stay outside the project: ../shared/bench is copied to a scratch folder
 # (PATIENTPDF_BENCH_DIR, default /tmp/ppdf-bench/shared), set up there once, and driven from here.
-# Output: <scratch>/results/<timestamp>/ with one JSON per round and target, and summary.md.
+# Output: <scratch>/results/<timestamp>/ with one JSON per round and target, and summary.md;
+# with every target, the bar table goes into bench/README.md (bench/report.py).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="$ROOT/../shared/bench"
@@ -56,4 +57,9 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 python3 aggregate.py "$OUT"/r*-*.json | tee "$OUT/summary.md"
+# The issue's table with patientpdf's column and the ratios; into bench/README.md only when
+# every peer ran beside patientpdf (a partial run would leave holes in it).
+EVERY_PEER=yes; for t in nginx django-sync fastapi-naive patientpdf; do [[ " $TARGETS " == *" $t "* ]] || EVERY_PEER=no; done
+if [ $EVERY_PEER = yes ]; then python3 "$ROOT/bench/report.py" "$OUT" --readme "$ROOT/bench/README.md"
+else python3 "$ROOT/bench/report.py" "$OUT"; fi
 echo "results in $HARNESS/$OUT"

@@ -67,10 +67,10 @@ class _WriterQueue:
     """Writers of one SQLite file wait their turn in the kernel, not by polling SQLite.
 
     A thread lock queues this process's writers; an exclusive flock on a file next to the
-    database queues the processes. Waiting costs no CPU and wakes as soon as the writer before
-    finishes, where polling `BEGIN IMMEDIATE` burned CPU on failed attempts (each one an
-    exception) and added sleep time. Processes that do not take the flock (an old build, the
-    sqlite3 shell) are still kept out by SQLite's own lock (see _sqlite_begin).
+    database queues the processes. A waiting writer sleeps in the kernel and wakes when the
+    writer before it finishes, instead of retrying `BEGIN IMMEDIATE` in a sleep loop.
+    Processes that do not take the flock (an old build, the sqlite3 shell) are still kept out
+    by SQLite's own lock (see _sqlite_begin).
     """
 
     def __init__(self, database: str | None) -> None:
