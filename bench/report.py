@@ -84,7 +84,8 @@ def table(results: Path) -> str:
     ]
     for name, metric, digits, bar, peer, ok in bars:
         cells = [_number(m(label, metric), digits) for label, _ in PEERS]
-        shown_ratio = "-" if peer is None else f"{_number(ratio(metric, peer), 2)}× {dict(PEERS)[peer]}"
+        peer_ratio = None if peer is None else ratio(metric, peer)
+        shown_ratio = "-" if peer is None or peer_ratio is None else f"{peer_ratio:.2f}× {dict(PEERS)[peer]}"
         verdict = "-" if ok is None else ("**met**" if ok else "not met")
         lines.append(f"| {name} | {' | '.join(cells)} | **{_number(m('patientpdf', metric), digits)}** | {bar} | {shown_ratio} | {verdict} |")
     every_run = [run for target in runs.values() for run in target]
