@@ -145,12 +145,14 @@ def test_a_cancelled_upload_keeps_its_bytes_exactly_when_its_row_commits(make_se
             await asyncio.sleep(0.01)
         if cancelled_while == "queued":
             task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task  # by now the cancellation has reached the queued work
         gates["before"][1].set()
         assert await asyncio.to_thread(gates["beside"][0].wait, 10)  # the shared batch is committing
         if cancelled_while != "queued":
             task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+            with pytest.raises(asyncio.CancelledError):
+                await task
         gates["beside"][1].set()
         with contextlib.suppress(Exception):
             await asyncio.wrap_future(beside)
