@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -58,27 +57,24 @@ def test_writes_that_queue_together_share_one_commit_and_fail_alone(database: Da
         return add_account("first")(conn)
 
     names = [f"clinic-{n}" for n in range(12)] + ["bad-1", "bad-2"]
-    with ThreadPoolExecutor(len(names) + 1) as pool:
-        first = pool.submit(database.group_commit.run, blocker)
-        assert started.wait(10)
-        others = {name: pool.submit(database.group_commit.run, add_account(name)) for name in names}
-        while database.group_commit._queue.qsize() < len(names):  # noqa: SLF001
-            threading.Event().wait(0.01)
-        release.set()
-        assert first.result(10) == "first"
-        for name, future in others.items():
-            if name.startswith("bad"):
-                with pytest.raises(ValueError, match=f"{name} refused"):
-                    future.result(10)
-            else:
-                assert future.result(10) == name
+    first = database.group_commit.submit(blocker)
+    assert started.wait(10)
+    others = {name: database.group_commit.submit(add_account(name)) for name in names}  # queued at once
+    release.set()
+    assert first.result(10) == "first"
+    for name, future in others.items():
+        if name.startswith("bad"):
+            with pytest.raises(ValueError, match=f"{name} refused"):
+                future.result(10)
+        else:
+            assert future.result(10) == name
 
     assert len(commits) == 2  # the blocker's batch, then the 14 queued pieces in one transaction
     assert account_names(database) == {"first", *(n for n in names if not n.startswith("bad"))}
 
 
 def test_a_failed_commit_fails_every_piece_and_stores_nothing(database: Database) -> None:
-    database.group_commit.run(add_account("before"))
+    database.group_commit.submit(add_account("before")).result(10)
     fail = {"on": True}
 
     def failing_commit(conn: Any) -> None:
@@ -86,14 +82,13 @@ def test_a_failed_commit_fails_every_piece_and_stores_nothing(database: Database
             raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
     event.listen(database.engine, "commit", failing_commit)
-    with ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(database.group_commit.run, add_account(f"lost-{n}")) for n in range(6)]
-        for future in futures:
-            with pytest.raises(Unavailable):
-                future.result(10)
+    futures = [database.group_commit.submit(add_account(f"lost-{n}")) for n in range(6)]
+    for future in futures:
+        with pytest.raises(Unavailable):
+            future.result(10)
     fail["on"] = False
     assert account_names(database) == {"before"}
-    database.group_commit.run(add_account("after"))  # the writer lives on
+    database.group_commit.submit(add_account("after")).result(10)  # the writer lives on
     assert account_names(database) == {"before", "after"}
 
 

@@ -46,10 +46,6 @@ class GroupCommit:
         self._queue.put((work, future))
         return future
 
-    def run(self, work: Callable[[Connection], T]) -> T:
-        """`submit`, then wait for the commit."""
-        return self.submit(work).result()
-
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)

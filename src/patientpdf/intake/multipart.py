@@ -249,9 +249,8 @@ class _UploadReceiver:
     async def _hand_off_queued(self) -> None:
         """Wait for the previous hand-off (writes stay in order), then start the next one."""
         await self._written()
-        if self.queued:
-            chunks, self.queued = self.queued, []
-            self.in_flight = _spool_writer_pool().submit(self._spool, chunks)
+        chunks, self.queued = self.queued, []
+        self.in_flight = _spool_writer_pool().submit(self._spool, chunks)
 
     async def _written(self) -> None:
         if self.in_flight is not None:
