@@ -91,7 +91,7 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
 
 
 def test_serve_sweeps_old_half_received_uploads(tmp_path: Path) -> None:
-    from patientpdf.cli.main import _sweep_spool
+    from patientpdf.cli.serve import sweep_spool
 
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -99,5 +99,5 @@ def test_serve_sweeps_old_half_received_uploads(tmp_path: Path) -> None:
     old.write_bytes(b"%PDF-")
     fresh.write_bytes(b"%PDF-")
     os.utime(old, (0, 0))
-    _sweep_spool(spool)
+    sweep_spool(spool)
     assert not old.exists() and fresh.exists()

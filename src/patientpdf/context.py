@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patientpdf.db.engine import Database
+from patientpdf.security.audit_key import chain_key
 from patientpdf.security.links import LinkSigner, load_or_create_secret
 from patientpdf.security.rate_limits import RateLimits
 from patientpdf.settings import Settings
@@ -24,8 +25,6 @@ class Context:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Context":
-        from patientpdf.services.audit import chain_key
-
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.check_for_serving()
         secret = load_or_create_secret(settings.secret_key, settings.data_dir)

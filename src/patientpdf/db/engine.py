@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ class Database:
         if self.url.drivername in ("postgresql", "postgres"):
             self.url = self.url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.group_commit = GroupCommit(self)
+        self.group_commit = GroupCommit(self.write)
         if self.is_sqlite:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -141,10 +141,10 @@ class Database:
                 ) from exc
             raise
 
-    def read(self) -> Any:
+    def read(self) -> AbstractContextManager[Connection]:
         return self._transaction(writes=False)
 
-    def write(self) -> Any:
+    def write(self) -> AbstractContextManager[Connection]:
         return self._transaction(writes=True)
 
     def ping(self) -> None:

@@ -16,13 +16,11 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
-
-if TYPE_CHECKING:
-    from patientpdf.db.engine import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,8 +30,9 @@ _Work = tuple[Callable[[Connection], Any], "Future[Any]"]
 
 
 class GroupCommit:
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, begin_write: Callable[[], AbstractContextManager[Connection]]) -> None:
+        # The database's write transaction, passed in so that this module needs nothing of the engine.
+        self._begin_write = begin_write
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
@@ -83,7 +82,7 @@ class GroupCommit:
     def _commit(self, batch: list[_Work]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._db.write() as conn:
+            with self._begin_write() as conn:
                 if len(batch) == 1:
                     outcomes.append((True, batch[0][0](conn)))
                 else:

@@ -49,10 +49,6 @@ class AuditEvent:
     subject: str | None = None
 
 
-def chain_key(server_secret: bytes) -> bytes:
-    return hmac.new(server_secret, b"patientpdf audit chain v1", hashlib.sha256).digest()
-
-
 def _timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
