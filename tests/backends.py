@@ -1,5 +1,6 @@
-"""Real backends for the tests: a PostgreSQL database per run (a schema per server) and a
-SeaweedFS S3 store (a bucket per server). In CI (CI=true) a missing backend fails the run."""
+"""Real backends for the tests: a PostgreSQL database per run (a schema per server), a
+SeaweedFS S3 store (a bucket per server) and Redis for shared rate-limit counters. In CI
+(CI=true) a missing backend fails the run."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 POSTGRES_ADMIN_URL = os.environ.get("PATIENTPDF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("PATIENTPDF_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -75,6 +77,20 @@ def start_postgres() -> Iterator[Postgres]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def require_redis() -> str:
+    """The URL of a Redis that answers PING (tests use their own key names, so they share it)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        unavailable(f"Redis at {REDIS_URL}")
+    finally:
+        client.close()
+    return REDIS_URL
 
 
 @dataclass

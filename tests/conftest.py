@@ -15,7 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
-from backends import SeaweedS3, free_port, start_postgres, start_seaweed
+from backends import SeaweedS3, free_port, require_redis, start_postgres, start_seaweed
 from patientpdf.app import create_app
 from patientpdf.context import Context
 from patientpdf.db.migrate import upgrade
@@ -117,6 +117,11 @@ def _run_server(settings: Settings, backend: str = "sqlite+local") -> Iterator[L
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     yield from start_postgres()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_redis()
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
-
-import pytest
 
 from conftest import LiveServer, Tenant, sample
 from patientpdf.services.accounts import create_key, list_keys, rotate_key
@@ -86,19 +83,10 @@ def test_a_key_can_be_given_a_request_rate(make_server) -> None:  # type: ignore
     assert server.client.get("/patients", headers=other.headers).status_code == 200
 
 
-def redis_available() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not redis_available(), reason="needs Redis on 127.0.0.1:6379")
-def test_processes_sharing_redis_count_failures_together(make_server) -> None:  # type: ignore[no-untyped-def]
+def test_processes_sharing_redis_count_failures_together(make_server, redis_url: str) -> None:  # type: ignore[no-untyped-def]
     import secrets
 
-    shared = {"failed_auth_limit": "4/minute", "rate_limit_storage": "redis://127.0.0.1:6379"}
+    shared = {"failed_auth_limit": "4/minute", "rate_limit_storage": redis_url}
     first, second = make_server(**shared), make_server(**shared)
     address = f"198.51.100.{secrets.randbelow(250) + 1}"
     assert hammer_with_bad_keys(first, 2, address) + hammer_with_bad_keys(second, 3, address) == [401] * 4 + [429]
