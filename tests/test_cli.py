@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
 
-CLI = str(Path(sys.executable).with_name("patientpdf"))
+from served import CLI, Served
 
 
 def run(data_dir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -92,13 +92,18 @@ def test_bad_configuration_is_reported(tmp_path: Path) -> None:
 
 
 def test_serve_sweeps_old_half_received_uploads(tmp_path: Path) -> None:
-    from patientpdf.cli.serve import sweep_spool
-
-    spool = tmp_path / "spool"
-    spool.mkdir()
+    """A crash leaves half-received uploads in the spool; the next `serve` removes the old ones
+    and keeps a fresh one, which another process sharing the data directory may be receiving."""
+    spool = tmp_path / "data" / "spool"
+    spool.mkdir(parents=True)
     old, fresh = spool / "upload-old.part", spool / "upload-new.part"
     old.write_bytes(b"%PDF-")
     fresh.write_bytes(b"%PDF-")
-    os.utime(old, (0, 0))
-    sweep_spool(spool)
-    assert not old.exists() and fresh.exists()
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    server = Served(tmp_path / "data", workers=1, extra_env={})  # returns once /readyz answers 200
+    try:
+        assert not old.exists()
+        assert fresh.exists()
+    finally:
+        server.stop()
