@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import time
+from pathlib import Path
 
 from conftest import LiveServer, Tenant, multipart_body, sample
 from patientpdf.intake.multipart import MAX_BOUNDARY_BYTES
@@ -20,6 +22,12 @@ def read_status(sock: socket.socket, timeout: float) -> int:
     return int(data.split()[1])
 
 
+def first_pdf_bytes(body: bytes) -> int:
+    """How much of a multipart body a slow client sends first: the form up to the PDF's first
+    bytes, so the server has opened the upload's spool file and waits for the rest."""
+    return body.index(b"%PDF-") + len(b"%PDF-")
+
+
 def start_slow_upload(server: LiveServer, tenant: Tenant, body: bytes, content_type: str) -> socket.socket:
     host, port = server.base_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
@@ -27,22 +35,34 @@ def start_slow_upload(server: LiveServer, tenant: Tenant, body: bytes, content_t
         f"POST /patients/{tenant.patient_id}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {tenant.key}\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    sock.sendall(head.encode() + body[:200])
+    sock.sendall(head.encode() + body[: first_pdf_bytes(body)])
     return sock
 
 
+def spool_files(server: LiveServer) -> list[Path]:
+    return sorted((server.data_dir / "spool").glob("upload-*.part"))
+
+
 def test_a_stalled_body_gets_408_while_other_requests_are_served(make_server) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(body_idle_timeout_seconds=1.0)
+    # The idle timeout only has to outlast one small upload and one read, even on a loaded machine.
+    server = make_server(body_idle_timeout_seconds=5.0)
     tenant = server.tenant()
     body, content_type = multipart_body(sample("valid.pdf"), "slow.pdf")
     stalled = [start_slow_upload(server, tenant, body, content_type) for _ in range(8)]
     try:
-        started = time.monotonic()
-        # while eight clients hold their uploads open, everyone else is served at once
+        deadline = time.monotonic() + 10
+        while len(spool_files(server)) < 8:  # all eight are inside the server, waiting for their bodies
+            assert time.monotonic() < deadline, spool_files(server)
+            time.sleep(0.01)
+        pending = spool_files(server)
+        # while eight clients hold their uploads open, everyone else is served
         assert server.upload(tenant, sample("valid.pdf")).status_code == 201
         assert server.client.get("/patients", headers=tenant.headers).status_code == 200
-        assert time.monotonic() - started < 1.0
-        statuses = [read_status(sock, timeout=10) for sock in stalled]
+        # ... and that happened while the stalls were still pending: no reply to any of them yet
+        readable, _, _ = select.select(stalled, [], [], 0)
+        assert readable == [], "a stalled upload was answered before the other requests were served"
+        assert spool_files(server) == pending
+        statuses = [read_status(sock, timeout=15) for sock in stalled]
         assert statuses == [408] * 8
     finally:
         for sock in stalled:
@@ -59,7 +79,7 @@ def test_a_body_that_trickles_past_the_total_deadline_gets_408(make_server) -> N
         deadline = time.monotonic() + 10
         sock.setblocking(False)
         status = None
-        for byte in body[200:]:  # one byte every 0.3 s: never idle for 1 s, but slower than 1.5 s in total
+        for byte in body[first_pdf_bytes(body) :]:  # one byte every 0.3 s: never idle for 1 s, but slower than 1.5 s in total
             try:
                 sock.send(bytes([byte]))
             except OSError:
