@@ -9,9 +9,12 @@ import os
 import socket
 import time
 
+from pathlib import Path
+
 import pikepdf
 import pytest
 from conftest import LiveServer, multipart_body
+from served import Served
 
 from patientpdf.intake.multipart import PIPELINE_AFTER_BYTES, WRITEBACK_WINDOW
 
@@ -77,3 +80,38 @@ def test_hanging_up_during_a_large_upload_leaves_nothing(make_server, large_pdf:
     while server.stored_files() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.stored_files() == []
+
+
+def _threads(pid: int) -> list[tuple[str, int]]:
+    """(name, bytes written) of each thread of a process, as the kernel counts them."""
+    threads = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        io = dict(line.split(": ") for line in (task / "io").read_text().splitlines())
+        threads.append(((task / "comm").read_text().strip(), int(io["wchar"])))
+    return threads
+
+
+def test_past_the_threshold_a_spool_writer_thread_writes_the_pdf(tmp_path: Path, large_pdf: bytes) -> None:
+    """Watched from outside, in a real `patientpdf serve` (one worker: the serve process), while
+    the upload is still arriving: the bytes past PIPELINE_AFTER_BYTES are written by a
+    spool-writer thread, not by the event loop's."""
+    server = Served(tmp_path / "data", workers=1, extra_env={"PATIENTPDF_MAX_UPLOAD_BYTES": str(2 * LARGE)})
+    try:
+        assert not [name for name, _ in _threads(server.process.pid) if name.startswith("spool-writer")]
+        body, content_type = multipart_body(large_pdf, "chart.pdf")
+        head = (
+            f"POST /patients/{server.demo['patient_id']}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.demo['api_key']}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(head.encode() + body[: PIPELINE_AFTER_BYTES + 2 * WRITEBACK_WINDOW])  # the rest never comes
+            spool = tmp_path / "data" / "spool"
+            deadline = time.monotonic() + 30
+            while (spooled := sum(p.stat().st_size for p in spool.glob("*.part"))) < PIPELINE_AFTER_BYTES + WRITEBACK_WINDOW:
+                assert time.monotonic() < deadline, f"the server spooled only {spooled} bytes"
+                time.sleep(0.01)
+            written = sum(wchar for name, wchar in _threads(server.process.pid) if name.startswith("spool-writer"))
+            # every byte past the threshold went through a spool writer (but for a write in progress)
+            assert written >= spooled - PIPELINE_AFTER_BYTES - 1024 * 1024, (written, spooled, _threads(server.process.pid))
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,8 +48,15 @@ _spool_writers: ThreadPoolExecutor | None = None
 def _spool_writer_pool() -> ThreadPoolExecutor:
     global _spool_writers
     if _spool_writers is None:
-        _spool_writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-writer")
+        _spool_writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool-writer", initializer=_name_os_thread)
     return _spool_writers
+
+
+def _name_os_thread() -> None:
+    """Give the thread its Python name in the kernel too (top -H, ps -T, py-spy, the tests'
+    /proc/<pid>/task/*/comm): Python does so itself only from 3.14. Linux only; 15 bytes."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(threading.current_thread().name[:15])
 
 
 @dataclass(frozen=True)
