@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,16 +118,20 @@ def test_concurrent_uploads_across_workers_all_land(served: Served) -> None:
     assert statuses == [201] * 48
     listed = httpx.get(f"{served.base_url}/patients/{served.demo['patient_id']}/pdfs/", headers=headers).json()
     assert sorted(item["filename"] for item in listed) == sorted(f"{n}.pdf" for n in range(48))
+    # both workers took uploads (each log line names its process), and they are serve's workers
+    served_by = Counter(
+        line["pid"]
+        for line in (json.loads(text) for text in served.logs().splitlines() if text.startswith("{"))
+        if line.get("path") == f"/patients/{served.demo['patient_id']}/pdf/" and line.get("status") == 201
+    )
+    assert sum(served_by.values()) == 48
+    assert len(served_by) == 2 and set(served_by) <= set(_children(served.process.pid)), served_by
 
 
 def test_a_worker_that_dies_is_replaced_and_shutdown_stops_all(served: Served) -> None:
-    def workers() -> list[int]:
-        children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children").read_text().split()
-        return [int(pid) for pid in children]
-
     def serving_workers() -> list[int]:
         # spawn's resource tracker is a child too; workers are the ones with listening sockets
-        return [pid for pid in workers() if any("socket:" in os.readlink(fd) for fd in _fds(pid))]
+        return [pid for pid in _children(served.process.pid) if any("socket:" in os.readlink(fd) for fd in _fds(pid))]
 
     before = serving_workers()
     assert len(before) == 2
@@ -143,6 +148,10 @@ def test_a_worker_that_dies_is_replaced_and_shutdown_stops_all(served: Served) -
     assert served.process.returncode == 0
     for pid in now:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _fds(pid: int) -> list[str]:

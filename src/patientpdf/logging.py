@@ -1,4 +1,4 @@
-"""JSON logs on stderr. What may appear: method, path (ids only), status, timings, key prefix.
+"""JSON logs on stderr. What may appear: method, path (ids only), status, timings, key prefix, pid.
 What never may: query strings (they carry link signatures), API keys, names, file names."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker process: `serve` runs several
         }
         for name in _EXTRA_FIELDS:
             value = getattr(record, name, None)
