@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
+import http.client
+import json
 
 from conftest import LiveServer, Tenant, sample
 from patientpdf.services.accounts import list_keys, revoke_key
@@ -65,8 +66,28 @@ def test_another_accounts_data_is_out_of_reach(server: LiveServer, tenant: Tenan
     assert server.client.get(f"/pdfs/{theirs}", headers=other.headers).status_code == 200
 
 
-@pytest.mark.parametrize("pdf_id", ["pdf_x", "../etc/passwd", "pdf_" + "0" * 29, "%00"])
-def test_malformed_or_unknown_pdf_ids_are_404(server: LiveServer, tenant: Tenant, pdf_id: str) -> None:
-    response = server.client.get(f"/pdfs/{pdf_id}", headers=tenant.headers)
-    assert response.status_code == 404
-    assert set(response.json()) == {"detail", "code"}
+def raw_get(server: LiveServer, path: str, headers: dict[str, str]) -> tuple[int, dict]:
+    """GET with the path sent byte for byte: http.client neither resolves dot segments nor
+    re-encodes, as httpx (and browsers) do before a request leaves."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_malformed_or_unknown_pdf_ids_are_404(server: LiveServer, tenant: Tenant) -> None:
+    # Each id is one path segment once decoded, so it reaches the PDF routes, which answer as for
+    # any PDF not in the account: dot segments and backslashes never resolve to a file.
+    for raw_id in ("pdf_x", "..", "%2E%2E", ".%2e", "..%5Cetc%5Cpasswd", "pdf_" + "0" * 29, "%00"):
+        for route in ("/pdfs/{}", "/pdfs/{}/content"):
+            status, body = raw_get(server, route.format(raw_id), tenant.headers)
+            assert (status, body["code"]) == (404, "pdf_not_found"), (route.format(raw_id), body)
+            assert set(body) == {"detail", "code"}
+    # An id with a slash, raw or encoded, is not one segment: no route takes it (the router's 404).
+    for path in ("/pdfs/../etc/passwd", "/pdfs/..%2Fetc%2Fpasswd", "/pdfs/../etc/passwd/content"):
+        status, body = raw_get(server, path, tenant.headers)
+        assert (status, body["code"]) == (404, "not_found"), (path, body)
