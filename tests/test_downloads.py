@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -73,31 +75,40 @@ def test_expired_link_is_403_expired(server: LiveServer, uploaded: dict) -> None
     assert response.status_code == 403 and response.json()["code"] == "link_expired"
 
 
-def test_link_lifetime_follows_the_setting(make_server) -> None:  # type: ignore[no-untyped-def]
-    import time
+def issued(request: Callable[[], httpx.Response]) -> tuple[httpx.Response, tuple[int, int]]:
+    """A response, and the clock read (in whole seconds, as links carry it) around its request."""
+    before = int(time.time())
+    response = request()
+    return response, (before, int(time.time()))
 
+
+def assert_link_lasts(url: str, ttl: int, window: tuple[int, int]) -> None:
+    """The server signs `expires` = now + ttl, with its now inside the request's window."""
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert window[0] + ttl <= expires <= window[1] + ttl, (url, ttl, window)
+
+
+def test_link_lifetime_follows_the_setting(make_server) -> None:  # type: ignore[no-untyped-def]
     server = make_server(url_ttl_seconds=120)
     tenant = server.tenant()
-    url = server.upload(tenant, sample("valid.pdf")).json()["url"]
-    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
-    assert 110 <= expires - time.time() <= 121
-
-
-def link_lifetime(url: str) -> float:
-    import time
-
-    return int(parse_qs(urlsplit(url).query)["expires"][0]) - time.time()
+    response, window = issued(lambda: server.upload(tenant, sample("valid.pdf")))
+    assert_link_lasts(response.json()["url"], 120, window)
 
 
 def test_callers_may_ask_for_shorter_links_within_the_maximum(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
-    short = server.upload(tenant, sample("valid.pdf"), params={"url_ttl": "60"}).json()["url"]
-    assert 50 <= link_lifetime(short) <= 61 and httpx.get(short).status_code == 200
-    meta = server.client.get(f"/pdfs/{uploaded['id']}", params={"url_ttl": 5}, headers=tenant.headers).json()
-    assert 0 < link_lifetime(meta["url"]) <= 6
-    listed = server.client.get(f"/patients/{tenant.patient_id}/pdfs/", params={"url_ttl": 30}, headers=tenant.headers).json()
-    assert all(link_lifetime(item["url"]) <= 31 for item in listed)
-    patient = server.client.get(f"/patients/{tenant.patient_id}/", params={"url_ttl": 30}, headers=tenant.headers).json()
-    assert link_lifetime(patient["pdf_file"]) <= 31
+    short, window = issued(lambda: server.upload(tenant, sample("valid.pdf"), params={"url_ttl": "60"}))
+    assert_link_lasts(short.json()["url"], 60, window)
+    assert httpx.get(short.json()["url"]).status_code == 200
+    meta, window = issued(lambda: server.client.get(f"/pdfs/{uploaded['id']}", params={"url_ttl": 5}, headers=tenant.headers))
+    assert_link_lasts(meta.json()["url"], 5, window)
+    listed, window = issued(
+        lambda: server.client.get(f"/patients/{tenant.patient_id}/pdfs/", params={"url_ttl": 30}, headers=tenant.headers)
+    )
+    assert len(listed.json()) == 2
+    for item in listed.json():
+        assert_link_lasts(item["url"], 30, window)
+    patient, window = issued(lambda: server.client.get(f"/patients/{tenant.patient_id}/", params={"url_ttl": 30}, headers=tenant.headers))
+    assert_link_lasts(patient.json()["pdf_file"], 30, window)
     maximum = server.settings.url_ttl_seconds
     for bad in (str(maximum + 1), "0", "-5", "soon"):
         response = server.client.get(f"/pdfs/{uploaded['id']}", params={"url_ttl": bad}, headers=tenant.headers)
@@ -106,17 +117,27 @@ def test_callers_may_ask_for_shorter_links_within_the_maximum(server: LiveServer
 
 
 def test_revoke_all_kills_every_outstanding_link_at_once(server: LiveServer, tenant: Tenant, uploaded: dict) -> None:
-    import time
-
+    """`links revoke-all` runs in another process: here a Context of its own on the server's
+    database, as the CLI opens one. The server has just signed a link, so its copy of the salt
+    (kept SALT_REFRESH_SECONDS for signing) is fresh and still the old one; it must refuse the
+    old link anyway, because a check reads the newest salt every time."""
+    from patientpdf.context import Context
     from patientpdf.services.links import SALT_REFRESH_SECONDS, revoke_all
 
     old = server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).json()["url"]
     assert httpx.get(old).status_code == 200
-    revoke_all(server.context)
+    other_process = Context.from_settings(server.settings)
+    try:
+        revoke_all(other_process)
+    finally:
+        other_process.close()
     response = httpx.get(old)
     assert response.status_code == 403 and response.json()["code"] == "link_invalid"
-    time.sleep(SALT_REFRESH_SECONDS)  # a server process signs with the new salt within this time
-    fresh = server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).json()["url"]
+    # links signed from now on work again once the server has refreshed its copy of the salt
+    deadline = time.monotonic() + 10 * SALT_REFRESH_SECONDS
+    while httpx.get(fresh := server.client.get(f"/pdfs/{uploaded['id']}", headers=tenant.headers).json()["url"]).status_code != 200:
+        assert time.monotonic() < deadline, "the server kept signing with the revoked salt"
+        time.sleep(0.1)
     assert httpx.get(fresh).content == sample("valid.pdf")
 
 
