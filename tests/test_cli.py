@@ -54,19 +54,19 @@ def test_key_lifecycle_scopes_expiry_rotation(tmp_path: Path) -> None:
     assert verified["ok"] is True and verified["checked"] == 3  # create, rotate, create
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("keys", "create", "99"), "Error: no account with id 99"),
-        (("keys", "revoke", "99"), "Error: no API key with id 99"),
-        (("keys", "rotate", "99"), "Error: no API key with id 99"),
-        (("keys", "create", "1", "--scopes", "everything"), "Error: Invalid value for --scopes: scopes must be a non-empty subset"),
-        (("keys", "create", "1", "--expires-in", "soon"), "Error: Invalid value for --expires-in: use a number and a unit"),
-        (("patients", "create", "99", "--name", "X"), "Error: no account with id 99"),
-        (("patients", "create", "1", "--name", "X", "--dob", "yesterday"), "Error: Invalid value for --dob: use YYYY-MM-DD"),
-        (("accounts", "create"), "Error: Missing argument 'NAME'."),
-    ],
-)
+CLI_ERRORS = [
+    (("keys", "create", "99"), "Error: no account with id 99"),
+    (("keys", "revoke", "99"), "Error: no API key with id 99"),
+    (("keys", "rotate", "99"), "Error: no API key with id 99"),
+    (("keys", "create", "1", "--scopes", "everything"), "Error: Invalid value for --scopes: scopes must be a non-empty subset"),
+    (("keys", "create", "1", "--expires-in", "soon"), "Error: Invalid value for --expires-in: use a number and a unit"),
+    (("patients", "create", "99", "--name", "X"), "Error: no account with id 99"),
+    (("patients", "create", "1", "--name", "X", "--dob", "yesterday"), "Error: Invalid value for --dob: use YYYY-MM-DD"),
+    (("accounts", "create"), "Error: Missing argument 'NAME'."),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CLI_ERRORS, ids=["-".join(args) for args, _ in CLI_ERRORS])
 def test_errors_exit_non_zero_with_a_message_on_stderr(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     run(tmp_path, "accounts", "create", "A")
     result = run(tmp_path, *args, "--json", ok=False)
