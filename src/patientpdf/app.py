@@ -30,7 +30,7 @@ Every endpoint except the signed links, `/healthz` and `/readyz` takes your API 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     context = Context.from_settings(settings)
 
     @asynccontextmanager
