@@ -7,20 +7,30 @@ PORT   ?= 8000
 
 .PHONY: install run test clean
 
-$(BIN)/patientpdf: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# One stamp per install: serving needs only the package; the suite adds the `test` extra.
+# A venv that `make run` made gets the test tools on the first `make test`, and each
+# install runs again when pyproject.toml changes.
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(BIN)/patientpdf
+# A development environment: the service and the test tools.
+install: $(VENV)/.installed-test
 
-run: install
+run: $(VENV)/.installed-serve
 	$(BIN)/patientpdf db upgrade
 	$(BIN)/patientpdf demo --base-url http://$(HOST):$(PORT)
 	$(BIN)/patientpdf serve --host $(HOST) --port $(PORT)
 
-test: install
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 

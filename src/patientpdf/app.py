@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from patientpdf import __version__
 from patientpdf.api.audit import AuditMiddleware
 from patientpdf.api.errors import install_error_handlers
-from patientpdf.api.middleware import RequestLogMiddleware
+from patientpdf.api.middleware import RequestLogMiddleware, SecurityHeadersMiddleware
 from patientpdf.api.routes import health, keys, patients, pdfs, uploads
 from patientpdf.context import Context
 from patientpdf.logging import configure_logging
@@ -30,7 +30,7 @@ Every endpoint except the signed links, `/healthz` and `/readyz` takes your API 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     context = Context.from_settings(settings)
 
     @asynccontextmanager
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_offline_docs(app)
     _document_errors_as_served(app)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outside the audit: its 503 gets the headers too
     app.add_middleware(RequestLogMiddleware)  # outermost: its request id is in every audit record
     return app
 

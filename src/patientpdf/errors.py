@@ -7,6 +7,7 @@ ApiError
  ├── NotFound (404)
  ├── RequestTimeout (408)    the body came too slowly
  ├── Conflict (409)          the Idempotency-Key's first request is still running
+ ├── PreconditionFailed (412) If-Match names no current ETag
  ├── PayloadTooLarge (413)
  ├── RangeNotSatisfiable (416)
  ├── Unprocessable (422)     the Idempotency-Key was used for a different request
@@ -76,6 +77,11 @@ class TooManyRequests(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "file_too_large"
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+    code = "precondition_failed"
 
 
 class RangeNotSatisfiable(ApiError):

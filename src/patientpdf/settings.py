@@ -21,7 +21,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(None, description="Scheme, host and port used to build absolute links; default: taken from the request.")
     url_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of the signed link returned as `url`, and the longest a caller may ask for with `?url_ttl=`.")
     secret_key: str | None = Field(None, description="Secret that signs links; default: generated once and kept in `<data dir>/secret_key`.")
-    log_level: str = Field("INFO", description="Log level of the JSON logs on stderr.")
+    log_level: str = Field("INFO", description="Log level of the logs on stderr.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`text`: one readable line per request; `json`: JSON lines; `auto`: text on a terminal, else JSON."
+    )
     active_content: Literal["flag", "reject"] = Field("flag", description="PDFs with JavaScript, launch actions, embedded files, XFA or rich media: `flag` stores them and lists what was found in `active_content`; `reject` refuses them (400 `pdf_active_content`).")
     body_idle_timeout_seconds: float = Field(30, gt=0, description="An upload whose body sends nothing for this long is refused (408).")
     body_timeout_seconds: float = Field(900, gt=0, description="An upload whose body takes longer than this in total is refused (408).")

@@ -1,4 +1,11 @@
-"""Serving a stored PDF: whole or one byte range, streamed from storage, with safe headers."""
+"""Serving a stored PDF: whole or one byte range, streamed from storage, with safe headers.
+
+Conditional requests follow RFC 9110 §13.2.2, in its order: If-Match (strong comparison,
+412 when no tag matches), If-None-Match (weak comparison, 304 when one matches), then If-Range
+(strong comparison; otherwise the Range is ignored and the whole PDF is sent), then Range. No
+Last-Modified is sent (the ETag is the SHA-256 of immutable bytes), so If-Modified-Since and
+If-Unmodified-Since are ignored, as §13.1.3/§13.1.4 require, and an If-Range date never matches.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +22,21 @@ from starlette.types import Receive, Scope, Send
 
 from patientpdf.content_disposition import inline_disposition
 from patientpdf.context import Context
-from patientpdf.errors import RangeNotSatisfiable
+from patientpdf.errors import PreconditionFailed, RangeNotSatisfiable
 from patientpdf.services.pdfs import open_bytes
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')  # RFC 9110 §8.8.3 (etagc excludes only DQUOTE)
+# The cache headers a 304 repeats (§15.4.5); the rest is representation metadata it must not send.
+_NOT_MODIFIED_HEADERS = ("ETag", "Cache-Control")
+
+
+def etag_matches(header: str, opaque: str, *, weak: bool) -> bool:
+    """If-Match / If-None-Match: `*`, or any listed entity-tag equal to ours. Strong comparison
+    (weak=False) never matches a weak tag; weak comparison ignores W/ (§8.8.3.2)."""
+    if header.strip() == "*":
+        return True
+    return any(tag == opaque and (weak or not is_weak) for is_weak, tag in _ENTITY_TAG.findall(header))
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -61,10 +79,20 @@ async def pdf_response(request: Request, context: Context, row: RowMapping) -> R
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-store",
     }
-    requested = byte_range(request.headers.get("range"), size)
+    if_match = request.headers.get("if-match")
+    if if_match is not None and not etag_matches(if_match, row["sha256"], weak=False):
+        raise PreconditionFailed(
+            f"If-Match names no current version of this PDF; its ETag is {etag}. Download it again without If-Match.",
+            headers={"ETag": etag},
+        )
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and etag_matches(if_none_match, row["sha256"], weak=True):
+        return Response(status_code=304, headers={name: headers[name] for name in _NOT_MODIFIED_HEADERS})
+    range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
-    if requested is not None and if_range is not None and if_range != etag:
-        requested = None
+    if if_range is not None and if_range.strip() != etag:  # a stale or weak tag, or a date: the whole PDF
+        range_header = None
+    requested = byte_range(range_header, size)
     status = 200
     start, end = 0, size - 1
     if requested is not None:

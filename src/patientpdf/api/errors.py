@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Mount
 
+from patientpdf.api.middleware import NO_STORE
 from patientpdf.errors import ApiError
 
 log = logging.getLogger("patientpdf.errors")
@@ -45,10 +48,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method of every route on this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods
+    # A mount that was entered moved its prefix into root_path: match from the app's root again.
+    scope = {**request.scope, "root_path": request.scope.get("app_root_path", request.scope.get("root_path", ""))}
+    for route in _route_table(request.app.routes):
+        if route.matches(scope)[0] is Match.NONE:
+            continue
+        if isinstance(getattr(route, "original_route", route), Mount):
+            methods |= {"GET", "HEAD"}  # the one mount serves static files (the docs' assets)
+        else:
+            methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
+
+
+def _route_table(routes: list[BaseRoute]) -> list[Any]:
+    """Each route with its own matcher. Since FastAPI 0.137 `include_router` leaves one
+    nested entry per router in `app.routes` (no path, no methods); `iter_route_contexts`
+    flattens them as FastAPI's own OpenAPI generation does. Older versions list routes flat."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(routes)) if flatten is not None else list(routes)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -63,7 +80,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id", "")
     log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
-    return error_response(request, 500, "internal_error", f"An internal error occurred (request id {request_id}). Nothing was stored.")
+    detail = f"An internal error occurred (request id {request_id}). Nothing was stored."
+    # Starlette sends this one from outside every middleware: it carries its headers itself.
+    return error_response(request, 500, "internal_error", detail, dict(NO_STORE))
 
 
 def install_error_handlers(app: FastAPI) -> None:

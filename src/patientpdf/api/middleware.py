@@ -1,4 +1,5 @@
-"""Request id and the access log, as plain ASGI so streamed bodies pass through untouched."""
+"""Request id, the access log and the headers every response carries, as plain ASGI so
+streamed bodies pass through untouched."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import secrets
 import time
 
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("patientpdf.access")
@@ -50,3 +52,41 @@ class RequestLogMiddleware:
                     "client": client[0] if client else None,
                 },
             )
+
+
+# Public, the same for every caller, free of patient data: the only responses a cache may keep.
+PUBLIC_DOCS = frozenset({"/docs", "/redoc", "/openapi.json"})
+PUBLIC_DOCS_PREFIX = "/static/docs/"
+# On every response. no-referrer: a link clicked inside a PDF opened from a signed link must
+# not send that link (its signature) to a third party.
+ALWAYS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+NO_STORE = {"Cache-Control": "no-store"} | ALWAYS
+
+
+class SecurityHeadersMiddleware:
+    """`Cache-Control: no-store` on every response except the public docs, and `nosniff` and
+    `Referrer-Policy: no-referrer` on all. One place, so a new route, an error of ours or of
+    the framework (404/405/422) cannot forget them. A route may send a stricter Cache-Control
+    of its own (downloads: `private, no-store`) as long as it says no-store."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        cacheable = path in PUBLIC_DOCS or path.startswith(PUBLIC_DOCS_PREFIX)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", []))
+                headers = MutableHeaders(scope=message)
+                for name, value in ALWAYS.items():
+                    headers[name] = value
+                if not cacheable and "no-store" not in headers.get("cache-control", "").lower():
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

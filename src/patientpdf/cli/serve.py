@@ -29,7 +29,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     upgrade(settings.resolved_database_url)
     load_or_create_secret(settings.secret_key, settings.data_dir)  # once, before workers race for it
     sweep_spool(settings.spool_dir)

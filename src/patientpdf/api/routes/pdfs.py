@@ -25,6 +25,11 @@ AUTH = {
 NOT_JSON = {400: {"model": ErrorBody, "description": "The body is not JSON"}}
 BAD_TTL = {400: {"model": ErrorBody, "description": "url_ttl is not a number of seconds within the maximum"}}
 PDF_BYTES = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF"}
+CONDITIONAL = {
+    206: {"description": "One byte range of the PDF (Range, and If-Range with the current ETag)"},
+    304: {"description": "Not modified: If-None-Match names the current ETag; no body"},
+    412: {"model": ErrorBody, "description": "If-Match names no current ETag"},
+}
 
 
 @router.get("/pdfs/{pdf_id}", response_model=PdfMetadata, responses=AUTH | NOT_FOUND | BAD_TTL, summary="PDF metadata")
@@ -37,7 +42,7 @@ async def get_pdf(pdf_id: str, request: Request, principal: ReadPrincipal, conte
 
 @router.get(
     "/pdfs/{pdf_id}/content",
-    responses={200: PDF_BYTES, 206: {"description": "One byte range of the PDF"}} | AUTH | NOT_FOUND,
+    responses={200: PDF_BYTES} | CONDITIONAL | AUTH | NOT_FOUND,
     response_class=Response,
     summary="Download a PDF with the API key",
 )
@@ -58,7 +63,8 @@ async def delete_pdf(pdf_id: str, request: Request, principal: AdminPrincipal, c
 
 @router.get(
     "/files/{pdf_id}",
-    responses={200: PDF_BYTES, 403: {"model": ErrorBody, "description": "The link expired, was altered or was revoked"}}
+    responses={200: PDF_BYTES} | CONDITIONAL
+    | {403: {"model": ErrorBody, "description": "The link expired, was altered or was revoked"}}
     | NOT_FOUND,
     response_class=Response,
     summary="Download a PDF through its signed link (no API key)",
