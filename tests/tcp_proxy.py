@@ -14,6 +14,7 @@ class TcpProxy:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._serving = True
+        self._cut_after: int | None = None  # bytes towards the target still allowed before a cut
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -33,12 +34,15 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._connections |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, towards_target in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(source, sink, towards_target), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, towards_target: bool) -> None:
         try:
             while data := source.recv(65536):
+                if towards_target and self._count_towards_cut(len(data)):
+                    self.down()
+                    return
                 sink.sendall(data)
         except OSError:
             pass
@@ -51,6 +55,22 @@ class TcpProxy:
                 sock.close()
             with self._lock:
                 self._connections -= {source, sink}
+
+    def _count_towards_cut(self, size: int) -> bool:
+        with self._lock:
+            if self._cut_after is None:
+                return False
+            self._cut_after -= size
+            if self._cut_after > 0:
+                return False
+            self._cut_after = None
+            return True
+
+    def cut_after(self, size: int) -> None:
+        """Go down (as `down`) once `size` more bytes have gone towards the target: a store
+        that dies in the middle of an upload."""
+        with self._lock:
+            self._cut_after = size
 
     def down(self) -> None:
         """Cut every open connection and refuse new ones (they are accepted, then closed)."""

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import io
+import os
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pikepdf
 import pytest
 
 from backends import Postgres, SeaweedS3
@@ -88,6 +91,49 @@ def test_store_down_then_back(proxied: tuple[LiveServer, TcpProxy, TcpProxy]) ->
     listed = server.client.get(f"/patients/{tenant.patient_id}/pdfs/", headers=tenant.headers).json()
     assert len(listed) == 2 and len(server.blob_keys()) == 2
     assert server.client.get(f"/pdfs/{first['id']}/content", headers=tenant.headers).content == sample("valid.pdf")
+
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def pdf_64_mib() -> bytes:
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.pages[0].obj["/Padding"] = pdf.make_stream(os.urandom(64 * MIB))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def test_store_cut_mid_upload_leaves_no_multipart_upload(
+    proxied: tuple[LiveServer, TcpProxy, TcpProxy], seaweed: SeaweedS3, pdf_64_mib: bytes
+) -> None:
+    """The store dies 20 MiB into a 64 MiB multipart upload, so even the abort cannot reach it:
+    503, nothing stored, and once the store is back the upload is aborted with no manual step."""
+    server, _, s3_proxy = proxied
+    tenant = server.tenant()
+    bucket, prefix = server.context.storage.bucket, server.context.storage.prefix  # type: ignore[attr-defined]
+    direct = seaweed.client()  # around the proxy: what the store holds
+
+    def open_uploads() -> list[str]:
+        return [upload["Key"] for upload in direct.list_multipart_uploads(Bucket=bucket, Prefix=prefix + "/").get("Uploads", [])]
+
+    def objects() -> list[str]:
+        return [item["Key"] for item in direct.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])]
+
+    s3_proxy.cut_after(20 * MIB)
+    response = server.upload(tenant, pdf_64_mib, "big.pdf")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "storage_unavailable" and int(response.headers["retry-after"]) > 0
+    assert list((server.data_dir / "spool").iterdir()) == []
+    assert server.client.get(f"/patients/{tenant.patient_id}/pdfs/", headers=tenant.headers).json() == []
+    assert len(open_uploads()) == 1 and objects() == []  # its parts are there; the abort could not get through
+
+    s3_proxy.up()
+    assert eventually(lambda: open_uploads() == [], timeout=120), open_uploads()
+    assert objects() == []
+    assert server.upload(tenant, sample("valid.pdf")).status_code == 201  # and the service works again
 
 
 def test_serving_on_postgres_requires_a_shared_secret(postgres: Postgres, tmp_path: Path) -> None:

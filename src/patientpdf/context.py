@@ -38,4 +38,5 @@ class Context:
         )
 
     def close(self) -> None:
+        self.storage.close()
         self.db.dispose()

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="S3 access key; else AWS_ACCESS_KEY_ID (or the AWS credential chain).")
     s3_secret_access_key: str | None = Field(None, description="S3 secret key; else AWS_SECRET_ACCESS_KEY.")
     s3_presign: bool = Field(False, description="Return the store's own presigned URL as `url`, so downloads bypass the API.")
+    s3_abandoned_upload_seconds: int = Field(3600, gt=0, description="An S3 multipart upload under our prefix that started longer ago than this is abandoned: `serve` aborts it at start, `storage check` lists it, `storage repair` aborts it. Keep it above the longest upload.")
 
     @field_validator("public_base_url")
     @classmethod

@@ -22,6 +22,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     from patientpdf.logging import configure_logging
     from patientpdf.security.links import load_or_create_secret
     from patientpdf.server import run
+    from patientpdf.services.storage_ops import sweep_abandoned_uploads_in_background
 
     settings = load_settings()
     try:
@@ -33,6 +34,7 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     upgrade(settings.resolved_database_url)
     load_or_create_secret(settings.secret_key, settings.data_dir)  # once, before workers race for it
     sweep_spool(settings.spool_dir)
+    sweep_abandoned_uploads_in_background(settings)  # multipart uploads a killed process left open
     workers = workers or os.cpu_count() or 1
     emit(as_json, {"host": host, "port": port, "workers": workers}, f"serving on http://{host}:{port} with {workers} workers")
     sys.stdout.flush()

@@ -134,7 +134,7 @@ def get_pdf_for_signed_link(conn: Connection, pdf_id: str) -> RowMapping | None:
 def all_pdfs_for_maintenance(conn: Connection) -> Sequence[RowMapping]:
     """Unscoped by design: operator commands (storage check, migrate) see every account."""
     return (
-        conn.execute(select(pdfs.c.id, pdfs.c.storage_key, pdfs.c.size, pdfs.c.sha256).order_by(pdfs.c.id))
+        conn.execute(select(pdfs.c.id, pdfs.c.storage_key, pdfs.c.size, pdfs.c.sha256, pdfs.c.filename).order_by(pdfs.c.id))
         .mappings()
         .all()
     )

@@ -72,7 +72,7 @@ def prepare_pdf(ctx: Context, account_id: int, patient_id: int, upload: Received
     pdf_id = new_pdf_id()
     key = storage_key_for(pdf_id)
     try:
-        ctx.storage.put_file(key, upload.spool_path)
+        ctx.storage.put_file(key, upload.spool_path, filename)
     except storage.StorageError as exc:
         raise storage_errors_as_api_errors(exc) from exc
     values = {
@@ -185,7 +185,7 @@ def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
 def pdf_url(ctx: Context, base_url: str, row: RowMapping | dict[str, Any], ttl: int, salt: str) -> str:
     """The PDF's `url`: the store's presigned URL when so configured, else our own signed link."""
     if ctx.settings.s3_presign:
-        presigned = ctx.storage.presigned_url(row["storage_key"], ttl, row["filename"])
+        presigned = ctx.storage.presigned_url(row["storage_key"], ttl)
         if presigned:
             return presigned
     expires, signature = ctx.signer.sign(row["id"], ttl, salt)

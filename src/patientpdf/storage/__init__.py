@@ -5,10 +5,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from patientpdf.storage.base import BlobInfo, BlobStorage, StorageError, StorageFull, StorageUnavailable
+from patientpdf.storage.base import (
+    BlobInfo,
+    BlobStorage,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+    UnfinishedUpload,
+    object_headers,
+)
 from patientpdf.storage.local import LocalStorage
 
-__all__ = ["BlobInfo", "BlobStorage", "StorageError", "StorageFull", "StorageUnavailable", "LocalStorage", "open_storage"]
+__all__ = [
+    "BlobInfo",
+    "BlobStorage",
+    "StorageError",
+    "StorageFull",
+    "StorageUnavailable",
+    "UnfinishedUpload",
+    "LocalStorage",
+    "object_headers",
+    "open_storage",
+]
 
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from patientpdf.storage.base import BlobInfo, StorageError, StorageFull, StorageUnavailable
+from patientpdf.storage.base import BlobInfo, StorageError, StorageFull, StorageUnavailable, UnfinishedUpload
 
 READ_CHUNK = 1024 * 1024
 # A stored PDF is seldom read right after its upload. Once a large one is on disk its pages
@@ -69,6 +69,10 @@ def fsync_path(path: Path, flags: int = os.O_RDONLY, uncache_from: int | None = 
 
 
 class LocalStorage:
+    """Serves no bytes itself (the API does, with the download headers), so it keeps no headers
+    and has no presigned URLs; a file is renamed into place whole, so nothing is left unfinished
+    in it (half-received uploads are in the spool, which `serve` sweeps)."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,7 @@ class LocalStorage:
             raise ValueError(f"bad storage key {key!r}")
         return self.root / key
 
-    def put_file(self, key: str, source: Path) -> None:
+    def put_file(self, key: str, source: Path, filename: str) -> None:
         target = self._path(key)
         try:
             fsync_path(source, uncache_from=UNCACHE_FROM_BYTES)
@@ -137,7 +141,19 @@ class LocalStorage:
             if path.is_file() and not path.name.endswith(".partial"):
                 yield path.relative_to(self.root).as_posix()
 
-    def presigned_url(self, key: str, ttl_seconds: int, filename: str) -> str | None:
+    def presigned_url(self, key: str, ttl_seconds: int) -> str | None:
+        return None
+
+    def rewrite_headers(self, key: str, filename: str) -> None:
+        return None
+
+    def unfinished_uploads(self, older_than_seconds: float) -> list[UnfinishedUpload]:
+        return []
+
+    def abort_upload(self, upload: UnfinishedUpload) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def ping(self) -> None:
