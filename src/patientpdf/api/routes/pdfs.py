@@ -11,14 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, AdminPrincipal, Links, ReadPrincipal, ServiceContext
 from patientpdf.api.downloads import pdf_response
-from patientpdf.api.schemas import ErrorBody, PdfMetadata, pdf_metadata_body
+from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, PdfMetadata, pdf_metadata_body
 from patientpdf.services import pdfs
 
 router = APIRouter(tags=["PDFs"])
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
 AUTH = {
-    401: {"model": ErrorBody, "description": "Missing, invalid, revoked or expired API key"},
+    401: {"model": ErrorBody, "description": "Missing, invalid, revoked or expired API key", "headers": WWW_AUTHENTICATE},
     403: {"model": ErrorBody, "description": "The key lacks the scope this needs"},
     429: {"model": ErrorBody, "description": "Too many failed authentications from this address, or the key is over its rate"},
 }
