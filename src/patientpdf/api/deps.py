@@ -1,9 +1,10 @@
 """Dependencies: the service context and the admitted caller.
 
-Admission, in order: a client address that used up its failed authentications gets 429; then
-the key (401, counted as a failure); then the key's scope (403); then the key's request rate
-(429). The caller's account and key prefix go into the request state for the logs and the
-audit trail.
+Admission, in order: the key (401, counted as a failure of the client address; once the
+address has used up its failed authentications, a failure is 429 instead); then the key's
+scope (403); then the key's request rate (429). A valid key is never refused for other
+requests' failures from its address. The caller's account and key prefix go into the request
+state for the logs and the audit trail.
 """
 
 from __future__ import annotations
@@ -48,17 +49,16 @@ def client_address(request: Request) -> str:
 
 
 def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Principal], state: Any) -> Principal:
-    blocked_for = ctx.rate_limits.address_blocked(client)
-    if blocked_for is not None:
-        raise TooManyRequests(
-            f"Too many failed authentications from your address. Try again in {blocked_for} seconds.",
-            code="too_many_failed_authentications",
-            retry_after=blocked_for,
-        )
     try:
         principal = check_key()
     except Unauthenticated:
-        ctx.rate_limits.note_failed_auth(client)
+        blocked_for = ctx.rate_limits.failed_auth_from(client)
+        if blocked_for is not None:
+            raise TooManyRequests(
+                f"Too many failed authentications from your address. Try again in {blocked_for} seconds.",
+                code="too_many_failed_authentications",
+                retry_after=blocked_for,
+            ) from None
         raise
     # who it is, for the logs and the audit record, also when the next checks refuse it
     state.key_prefix, state.account_id = principal.key_prefix, principal.account_id
