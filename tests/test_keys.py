@@ -148,3 +148,13 @@ def test_an_admin_key_manages_the_accounts_keys_over_http(server: LiveServer, te
         ("key.revoke", "404 key_not_found", actor),
         ("key.create", "422 validation_error", actor),
     ]
+
+
+def test_key_bodies_take_numbers_not_booleans(server: LiveServer, tenant: Tenant) -> None:
+    for body in ({"grace_seconds": False}, {"grace_seconds": True}, {"grace_seconds": "60"}, {"grace_seconds": 1.5}):
+        response = server.client.post(f"/keys/{tenant.key_id}/rotate", headers=tenant.headers, json=body)
+        assert response.status_code == 422 and response.json()["code"] == "validation_error", body
+    response = server.client.post("/keys", headers=tenant.headers, json={"expires_in_seconds": True})
+    assert response.status_code == 422 and response.json()["code"] == "validation_error"
+    [only] = list_keys(server.context, tenant.account_id)
+    assert only["expires_at"] is None and server.client.get("/patients", headers=tenant.headers).status_code == 200

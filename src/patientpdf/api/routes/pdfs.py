@@ -83,7 +83,7 @@ router.add_api_route("/files/{pdf_id}", signed_download, methods=["HEAD"], inclu
 
 
 @audited("pdf.list")
-async def list_patient_pdfs(patient_id: PatientId, principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
+async def list_patient_pdfs(principal: ReadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links) -> JSONResponse:
     rows = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id)
     return JSONResponse([pdf_metadata_body(row, link_for(row)) for row in rows])
 

@@ -122,7 +122,7 @@ def _client_digests(request: Request, upload: ReceivedUpload) -> list[tuple[str,
 
 @audited("pdf.upload")
 async def upload_pdf(
-    patient_id: PatientId, request: Request, principal: UploadPrincipal, context: ServiceContext, link_for: Links
+    request: Request, principal: UploadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links
 ) -> JSONResponse:
     """Uploads a PDF file directly to a specific patient. This endpoint is used when you already
     know which patient the PDF belongs to and want to upload it directly to their record."""
