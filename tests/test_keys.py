@@ -67,11 +67,13 @@ def test_failed_authentication_is_rate_limited_per_address(make_server) -> None:
     tenant = server.tenant()
     # The test server trusts X-Forwarded-For from 127.0.0.1 (uvicorn's default), as behind a proxy.
     assert hammer_with_bad_keys(server, 6, "203.0.113.7") == [401] * 5 + [429]
-    blocked = server.client.get("/patients", headers=tenant.headers | {"X-Forwarded-For": "203.0.113.7"})
+    blocked = server.client.get("/patients", headers={"X-API-Key": "ppk_wrong", "X-Forwarded-For": "203.0.113.7"})
     assert blocked.status_code == 429 and blocked.json()["code"] == "too_many_failed_authentications"
     assert 1 <= int(blocked.headers["retry-after"]) <= 60
+    # only failures are refused: a valid key from that address is served (test_failed_auth_lockout)
+    assert server.client.get("/patients", headers=tenant.headers | {"X-Forwarded-For": "203.0.113.7"}).status_code == 200
     # another address is not affected
-    assert server.client.get("/patients", headers=tenant.headers | {"X-Forwarded-For": "203.0.113.8"}).status_code == 200
+    assert hammer_with_bad_keys(server, 1, "203.0.113.8") == [401]
 
 
 def test_a_key_can_be_given_a_request_rate(make_server) -> None:  # type: ignore[no-untyped-def]
@@ -134,3 +136,13 @@ def test_an_admin_key_manages_the_accounts_keys_over_http(server: LiveServer, te
         ("key.revoke", "404 key_not_found", actor),
         ("key.create", "422 validation_error", actor),
     ]
+
+
+def test_key_bodies_take_numbers_not_booleans(server: LiveServer, tenant: Tenant) -> None:
+    for body in ({"grace_seconds": False}, {"grace_seconds": True}, {"grace_seconds": "60"}, {"grace_seconds": 1.5}):
+        response = server.client.post(f"/keys/{tenant.key_id}/rotate", headers=tenant.headers, json=body)
+        assert response.status_code == 422 and response.json()["code"] == "validation_error", body
+    response = server.client.post("/keys", headers=tenant.headers, json={"expires_in_seconds": True})
+    assert response.status_code == 422 and response.json()["code"] == "validation_error"
+    [only] = list_keys(server.context, tenant.account_id)
+    assert only["expires_at"] is None and server.client.get("/patients", headers=tenant.headers).status_code == 200

@@ -48,7 +48,8 @@ def test_api_matches_its_openapi_document(case: Any, contract_server: tuple[Live
     # that leaves the header out on purpose (a negative case) keeps it out.
     if case.headers and "X-API-Key" in case.headers:
         case.headers["X-API-Key"] = tenant.key
-    if case.path_parameters and case.path_parameters.get("key_id") == tenant.key_id:
+    # (path parameters arrive as strings)
+    if case.path_parameters and str(case.path_parameters.get("key_id")) == str(tenant.key_id):
         case.path_parameters["key_id"] = tenant.key_id + 1000  # never revoke or rotate the key the test runs on
     # A schema-valid form may still hold something that is not a PDF: 400 by design, which
     # the schema cannot say. Every other check (no 5xx, documented statuses, content types,

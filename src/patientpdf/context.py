@@ -34,7 +34,9 @@ class Context:
             storage=open_storage(settings.resolved_storage_url, settings),
             signer=LinkSigner(secret),
             audit_key=chain_key(secret),
-            rate_limits=RateLimits(settings.rate_limit_storage, settings.failed_auth_limit, settings.key_rate_limit),
+            rate_limits=RateLimits(
+                settings.rate_limit_storage, settings.failed_auth_limit, settings.key_rate_limit, settings.rate_limit_prefix
+            ),
         )
 
     def close(self) -> None:

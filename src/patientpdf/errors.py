@@ -2,7 +2,7 @@
 
 ApiError
  ├── BadRequest (400)        the request or the file is wrong; the detail says how to fix it
- ├── Unauthenticated (401)   no key, unknown, revoked or expired key
+ ├── Unauthenticated (401)   no key, unknown, revoked or expired key; carries WWW-Authenticate
  ├── Forbidden (403)         the resource belongs to another account, or the key lacks the scope
  ├── NotFound (404)
  ├── RequestTimeout (408)    the body came too slowly
@@ -39,6 +39,11 @@ class BadRequest(ApiError):
 class Unauthenticated(ApiError):
     status = 401
     code = "authentication_required"
+    # RFC 9110 §15.5.2: a 401 names the scheme, here the header that carries the key.
+    CHALLENGE = 'ApiKey realm="patientpdf", header="X-API-Key"'
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": self.CHALLENGE})
 
 
 class Forbidden(ApiError):

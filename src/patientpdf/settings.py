@@ -29,9 +29,10 @@ class Settings(BaseSettings):
     body_idle_timeout_seconds: float = Field(30, gt=0, description="An upload whose body sends nothing for this long is refused (408).")
     body_timeout_seconds: float = Field(900, gt=0, description="An upload whose body takes longer than this in total is refused (408).")
     idempotency_ttl_seconds: int = Field(86400, ge=86400, description="How long an `Idempotency-Key` and its response are kept (at least 24 hours).")
-    failed_auth_limit: str = Field("30/minute", description="Failed authentications allowed per client address, e.g. `30/minute`; beyond it requests from that address get 429.")
+    failed_auth_limit: str = Field("30/minute", description="Failed authentications allowed per client address, e.g. `30/minute`; beyond it further failed attempts from that address get 429 (a valid key is still served).")
     key_rate_limit: str | None = Field(None, description="Requests allowed per API key, e.g. `600/minute`; default: no limit.")
     rate_limit_storage: str = Field("memory://", description="Where rate-limit counters live: `memory://` (per process) or `redis://host:port` (shared by every process).")
+    rate_limit_prefix: str = Field("patientpdf", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Namespace of the rate-limit counters; deployments that share one Redis but must count apart use different prefixes.")
     # S3-compatible storage; each falls back to the standard AWS_* variable when unset.
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, SeaweedFS, Ceph); else AWS_ENDPOINT_URL, else AWS.")
     s3_region: str | None = Field(None, description="S3 region; else AWS_REGION / AWS_DEFAULT_REGION.")

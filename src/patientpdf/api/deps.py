@@ -1,9 +1,10 @@
 """Dependencies: the service context and the admitted caller.
 
-Admission, in order: a client address that used up its failed authentications gets 429; then
-the key (401, counted as a failure); then the key's scope (403); then the key's request rate
-(429). The caller's account and key prefix go into the request state for the logs and the
-audit trail.
+Admission, in order: the key (401, counted as a failure of the client address; once the
+address has used up its failed authentications, a failure is 429 instead); then the key's
+scope (403); then the key's request rate (429). A valid key is never refused for other
+requests' failures from its address. The caller's account and key prefix go into the request
+state for the logs and the audit trail.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from patientpdf.context import Context
 from patientpdf.errors import TooManyRequests, Unauthenticated
 from patientpdf.services import links, pdfs
+from patientpdf.security.ids import MAX_ROW_ID, parse_row_id
 from patientpdf.services.accounts import Principal, authenticate
-from patientpdf.services.patients import authorize_upload
+from patientpdf.services.patients import authorize_upload, no_patient_with_this_id
 
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Your account's API key.", scheme_name="X-API-Key"
@@ -32,15 +34,27 @@ def get_context(request: Request) -> Context:
 
 ApiKey = Annotated[str | None, Security(api_key_header)]
 
-# Ids are 32-bit in the database (PostgreSQL INTEGER): anything larger cannot exist.
-MAX_ID = 2**31 - 1
-PatientId = Annotated[int, Path(ge=0, le=MAX_ID, description="The patient's id")]
+# Read as text and parsed by the one rule (security.ids.parse_row_id), documented as the integer it must be.
+ROW_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
 
 
 def patient_id_in_path(scope: Any) -> int | None:
-    """The path's patient id, or None if it is not one that can exist (FastAPI reports that itself)."""
-    raw = str(scope.get("path_params", {}).get("patient_id", ""))
-    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) <= MAX_ID else None
+    """The path's patient id, or None if the path holds none (for admission and the audit record)."""
+    raw = scope.get("path_params", {}).get("patient_id")
+    return parse_row_id(raw) if isinstance(raw, str) else None
+
+
+def _path_patient_id(
+    patient_id: Annotated[str, Path(description="The patient's id", json_schema_extra=ROW_ID_SCHEMA)],
+) -> int:
+    parsed = parse_row_id(patient_id)
+    if parsed is None:
+        raise no_patient_with_this_id()
+    return parsed
+
+
+# Declare it after the principal: dependencies run in order, and 401 comes before 404.
+PatientId = Annotated[int, Depends(_path_patient_id)]
 
 
 def client_address(request: Request) -> str:
@@ -48,17 +62,16 @@ def client_address(request: Request) -> str:
 
 
 def _admit(ctx: Context, client: str, scope: str, check_key: Callable[[], Principal], state: Any) -> Principal:
-    blocked_for = ctx.rate_limits.address_blocked(client)
-    if blocked_for is not None:
-        raise TooManyRequests(
-            f"Too many failed authentications from your address. Try again in {blocked_for} seconds.",
-            code="too_many_failed_authentications",
-            retry_after=blocked_for,
-        )
     try:
         principal = check_key()
     except Unauthenticated:
-        ctx.rate_limits.note_failed_auth(client)
+        blocked_for = ctx.rate_limits.failed_auth_from(client)
+        if blocked_for is not None:
+            raise TooManyRequests(
+                f"Too many failed authentications from your address. Try again in {blocked_for} seconds.",
+                code="too_many_failed_authentications",
+                retry_after=blocked_for,
+            ) from None
         raise
     # who it is, for the logs and the audit record, also when the next checks refuse it
     state.key_prefix, state.account_id = principal.key_prefix, principal.account_id

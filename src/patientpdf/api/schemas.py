@@ -8,9 +8,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import RowMapping
 
+from patientpdf.errors import Unauthenticated
+
 
 def rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Every 401 carries it (errors.Unauthenticated); documented on each 401 response.
+WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": "The scheme to authenticate with (RFC 9110 §15.5.2): the key goes in the X-API-Key header",
+        "schema": {"type": "string", "const": Unauthenticated.CHALLENGE},
+    }
+}
 
 
 class ErrorBody(BaseModel):

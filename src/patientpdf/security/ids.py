@@ -1,7 +1,8 @@
-"""Identifiers that sort by creation time and cannot be guessed."""
+"""Identifiers: PDF ids that sort by creation time and cannot be guessed; row ids as paths write them."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -28,3 +29,21 @@ def new_pdf_id() -> str:
 
 def is_pdf_id(value: str) -> bool:
     return len(value) == 4 + _LENGTH and value.startswith("pdf_") and all(c in _ALPHABET for c in value[4:])
+
+
+# Patients, keys and accounts have INTEGER ids (32-bit in PostgreSQL), counted from 1.
+MAX_ROW_ID = 2**31 - 1
+_ROW_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def parse_row_id(raw: str) -> int | None:
+    """The id a path segment names, or None if it names none.
+
+    The one rule for ids in paths: canonical decimal, ASCII digits only, no sign, no space, no
+    leading zero, no `_`, `.`, exponent or other script's digits, from 1 to MAX_ROW_ID. Python's
+    int() and pydantic accept `+1`, ` 1`, `1_0`, `01` and `١` as 1; here they name nothing.
+    """
+    if not _ROW_ID.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ROW_ID else None

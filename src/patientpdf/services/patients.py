@@ -21,6 +21,15 @@ def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> Row
         return repo.insert_patient(conn, account_id, values, now_utc())
 
 
+def no_patient_with_this_id() -> NotFound:
+    """For a path id that is not an id (security.ids.parse_row_id): answered as an unknown patient."""
+    return NotFound(
+        "Patient not found: a patient id is a whole number written in plain digits (1, 2, 3, ...), "
+        "with no sign, spaces, decimal point or leading zeros.",
+        code="patient_not_found",
+    )
+
+
 def owned_patient_in(conn: Connection, account_id: int, patient_id: int) -> RowMapping:
     """The patient if it belongs to the account; 404 if it does not exist, 403 if it is another's."""
     row = repo.get_patient(conn, account_id, patient_id)
@@ -41,13 +50,14 @@ def authorize_upload(
     identified: Callable[[Principal], None] = lambda _principal: None,
 ) -> Principal:
     """401, then 404/403, in one short read: the checks the upload makes before its body.
-    `patient_id` None: the path's id is not an integer, which the caller reports itself.
+    `patient_id` None: the path's id is not an id, which is a 404 like an unknown patient.
     `identified` learns who is asking before the patient check can refuse them (for the audit)."""
     with ctx.db.read() as conn:
         principal, last_used = principal_for_key(conn, presented_key)
         identified(principal)
-        if patient_id is not None:
-            owned_patient_in(conn, principal.account_id, patient_id)
+        if patient_id is None:
+            raise no_patient_with_this_id()
+        owned_patient_in(conn, principal.account_id, patient_id)
     record_use(ctx, principal, last_used)
     return principal
 

@@ -5,21 +5,32 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited
-from patientpdf.api.deps import MAX_ID, AdminPrincipal, ServiceContext
+from patientpdf.api.deps import ROW_ID_SCHEMA, AdminPrincipal, ServiceContext
 from patientpdf.api.routes.pdfs import AUTH, NOT_JSON
 from patientpdf.api.schemas import ErrorBody, rfc3339
 from patientpdf.errors import NotFound
+from patientpdf.security.ids import parse_row_id
 from patientpdf.services import accounts
 from patientpdf.services.clock import now_utc
 
 router = APIRouter(tags=["API keys"])
-KeyId = Annotated[int, Path(ge=0, le=MAX_ID)]
+
+
+def _path_key_id(key_id: Annotated[str, Path(description="The key's id", json_schema_extra=ROW_ID_SCHEMA)]) -> int:
+    parsed = parse_row_id(key_id)
+    if parsed is None:
+        raise NotFound("No such API key in your account: a key id is a whole number in plain digits (1, 2, 3, ...).", code="key_not_found")
+    return parsed
+
+
+# After the principal in each signature: 401 comes before 404.
+KeyId = Annotated[int, Depends(_path_key_id)]
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such key in your account"}}
 
 
@@ -28,13 +39,14 @@ class KeyCreate(BaseModel):
 
     name: str | None = Field(None, max_length=200)
     scopes: list[accounts.Scope] = Field(default_factory=lambda: list(accounts.SCOPES), min_length=1)
-    expires_in_seconds: int | None = Field(None, gt=0, le=10 * 365 * 86400, description="Expire the key after this long; default: never")
+    # strict: JSON `true` is not a number of seconds (pydantic's lax mode would read it as 1)
+    expires_in_seconds: int | None = Field(None, gt=0, le=10 * 365 * 86400, strict=True, description="Expire the key after this long; default: never")
 
 
 class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: int = Field(86400, ge=0, le=30 * 86400, description="How long the old key keeps working")
+    grace_seconds: int = Field(86400, ge=0, le=30 * 86400, strict=True, description="How long the old key keeps working")
 
 
 class ApiKey(BaseModel):
@@ -98,7 +110,7 @@ async def create_key(body: KeyCreate, request: Request, principal: AdminPrincipa
 )
 @audited("key.rotate")
 async def rotate_key(
-    key_id: KeyId, body: KeyRotate, request: Request, principal: AdminPrincipal, context: ServiceContext
+    body: KeyRotate, request: Request, principal: AdminPrincipal, key_id: KeyId, context: ServiceContext
 ) -> JSONResponse:
     """A new key with the old one's name and scopes; the old key keeps working for the grace period."""
     try:
@@ -113,7 +125,7 @@ async def rotate_key(
 
 @router.delete("/keys/{key_id}", response_model=ApiKey, responses=AUTH | NOT_FOUND, summary="Revoke an API key at once")
 @audited("key.revoke")
-async def revoke_key(key_id: KeyId, request: Request, principal: AdminPrincipal, context: ServiceContext) -> JSONResponse:
+async def revoke_key(request: Request, principal: AdminPrincipal, key_id: KeyId, context: ServiceContext) -> JSONResponse:
     try:
         row = await run_in_threadpool(accounts.revoke_key, context, key_id, principal.account_id, _actor(request, principal))
     except LookupError:

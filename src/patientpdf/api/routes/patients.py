@@ -39,7 +39,7 @@ async def list_patients(principal: ReadPrincipal, context: ServiceContext, link_
 
 
 @audited("patient.read")
-async def get_patient(patient_id: PatientId, principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
+async def get_patient(principal: ReadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links) -> JSONResponse:
     row, newest = await run_in_threadpool(patients.patient_with_newest_pdf, context, principal.account_id, patient_id)
     return JSONResponse(patient_body(row, link_for(newest) if newest else None))
 

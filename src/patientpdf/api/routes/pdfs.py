@@ -11,14 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, AdminPrincipal, Links, ReadPrincipal, ServiceContext
 from patientpdf.api.downloads import pdf_response
-from patientpdf.api.schemas import ErrorBody, PdfMetadata, pdf_metadata_body
+from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, PdfMetadata, pdf_metadata_body
 from patientpdf.services import pdfs
 
 router = APIRouter(tags=["PDFs"])
 
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
 AUTH = {
-    401: {"model": ErrorBody, "description": "Missing, invalid, revoked or expired API key"},
+    401: {"model": ErrorBody, "description": "Missing, invalid, revoked or expired API key", "headers": WWW_AUTHENTICATE},
     403: {"model": ErrorBody, "description": "The key lacks the scope this needs"},
     429: {"model": ErrorBody, "description": "Too many failed authentications from this address, or the key is over its rate"},
 }
@@ -89,7 +89,7 @@ router.add_api_route("/files/{pdf_id}", signed_download, methods=["HEAD"], inclu
 
 
 @audited("pdf.list")
-async def list_patient_pdfs(patient_id: PatientId, principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
+async def list_patient_pdfs(principal: ReadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links) -> JSONResponse:
     rows = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id)
     return JSONResponse([pdf_metadata_body(row, link_for(row)) for row in rows])
 

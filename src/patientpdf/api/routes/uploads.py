@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited, request_event
 from patientpdf.api.deps import PatientId, Links, ServiceContext, UploadPrincipal
-from patientpdf.api.schemas import ErrorBody, UploadedPdf, uploaded_pdf_body
+from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, UploadedPdf, uploaded_pdf_body
 from patientpdf.errors import BadRequest
 from patientpdf.intake.filenames import clean_filename
 from patientpdf.intake.multipart import IntakeLimits, ReceivedUpload, multipart_boundary, receive_upload
@@ -122,7 +122,7 @@ def _client_digests(request: Request, upload: ReceivedUpload) -> list[tuple[str,
 
 @audited("pdf.upload")
 async def upload_pdf(
-    patient_id: PatientId, request: Request, principal: UploadPrincipal, context: ServiceContext, link_for: Links
+    request: Request, principal: UploadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links
 ) -> JSONResponse:
     """Uploads a PDF file directly to a specific patient. This endpoint is used when you already
     know which patient the PDF belongs to and want to upload it directly to their record."""
@@ -186,6 +186,7 @@ for path, in_schema in (("/patients/{patient_id}/pdf/", True), ("/patients/{pati
         summary="Upload Patient PDF",
         response_model=UploadedPdf,
         responses={status: {"model": ErrorBody, "description": text} for status, text in ERRORS.items()}
+        | {401: {"model": ErrorBody, "description": ERRORS[401], "headers": WWW_AUTHENTICATE}}
         | {201: {"description": "PDF uploaded successfully"}},
         openapi_extra=UPLOAD_BODY,
         include_in_schema=in_schema,
