@@ -38,6 +38,14 @@ def multipart_body(content: bytes, filename: str) -> tuple[bytes, str]:
     return request.read(), request.headers["content-type"]
 
 
+def upload_head(patient_id: int, key: str, body: bytes, content_type: str) -> bytes:
+    """The request line and headers of an upload of `body`, for raw-socket tests that send the body in pieces."""
+    return (
+        f"POST /patients/{patient_id}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
 @dataclass
 class Tenant:
     account_id: int

@@ -7,7 +7,7 @@ import socket
 import time
 from pathlib import Path
 
-from conftest import LiveServer, Tenant, multipart_body, sample
+from conftest import LiveServer, Tenant, multipart_body, sample, upload_head
 from patientpdf.intake.multipart import MAX_BOUNDARY_BYTES
 
 
@@ -31,11 +31,7 @@ def first_pdf_bytes(body: bytes) -> int:
 def start_slow_upload(server: LiveServer, tenant: Tenant, body: bytes, content_type: str) -> socket.socket:
     host, port = server.base_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    head = (
-        f"POST /patients/{tenant.patient_id}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {tenant.key}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + body[: first_pdf_bytes(body)])
+    sock.sendall(upload_head(tenant.patient_id, tenant.key, body, content_type) + body[: first_pdf_bytes(body)])
     return sock
 
 

@@ -1,5 +1,6 @@
 """Uploads large enough to be hashed and written on a spool-writer thread (past
-PIPELINE_AFTER_BYTES): stored byte for byte, refused at the limit, and cleaned up after a hang-up."""
+PIPELINE_AFTER_BYTES): written by that thread, stored byte for byte, refused at the limit, and
+cleaned up after a hang-up."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import io
 import os
 import socket
 import time
-
 from pathlib import Path
 
 import pikepdf
 import pytest
-from conftest import LiveServer, multipart_body
+from conftest import LiveServer, multipart_body, upload_head
 from served import Served
 
 from patientpdf.intake.multipart import PIPELINE_AFTER_BYTES, WRITEBACK_WINDOW
@@ -63,14 +63,11 @@ def test_hanging_up_during_a_large_upload_leaves_nothing(make_server, large_pdf:
     server: LiveServer = make_server(max_upload_bytes=2 * LARGE, body_idle_timeout_seconds=5)
     tenant = server.tenant()
     body, content_type = multipart_body(large_pdf, "chart.pdf")
-    head = (
-        f"POST /patients/{tenant.patient_id}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {tenant.key}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
+    head = upload_head(tenant.patient_id, tenant.key, body, content_type)
     spool = server.data_dir / "spool"
     host, port = server.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(head.encode() + body[: PIPELINE_AFTER_BYTES + 2 * WRITEBACK_WINDOW])
+        sock.sendall(head + body[: PIPELINE_AFTER_BYTES + 2 * WRITEBACK_WINDOW])
         deadline = time.monotonic() + 20
         # hang up only once the spool writer has taken over
         while sum(p.stat().st_size for p in spool.glob("*.part")) <= PIPELINE_AFTER_BYTES:
@@ -99,12 +96,9 @@ def test_past_the_threshold_a_spool_writer_thread_writes_the_pdf(tmp_path: Path,
     try:
         assert not [name for name, _ in _threads(server.process.pid) if name.startswith("spool-writer")]
         body, content_type = multipart_body(large_pdf, "chart.pdf")
-        head = (
-            f"POST /patients/{server.demo['patient_id']}/pdf/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.demo['api_key']}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
+        head = upload_head(server.demo["patient_id"], server.demo["api_key"], body, content_type)
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(head.encode() + body[: PIPELINE_AFTER_BYTES + 2 * WRITEBACK_WINDOW])  # the rest never comes
+            sock.sendall(head + body[: PIPELINE_AFTER_BYTES + 2 * WRITEBACK_WINDOW])  # the rest never comes
             spool = tmp_path / "data" / "spool"
             deadline = time.monotonic() + 30
             while (spooled := sum(p.stat().st_size for p in spool.glob("*.part"))) < PIPELINE_AFTER_BYTES + WRITEBACK_WINDOW:
