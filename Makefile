@@ -32,7 +32,7 @@ run: $(VENV)/.installed-serve
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
