@@ -7,10 +7,10 @@ PORT   ?= 8000
 
 .PHONY: install run test clean
 
-$(BIN)/patientpdf: pyproject.toml
+$(BIN)/patientpdf: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e clients/python   # the client too: tests/client runs it
 	touch $@
 
 install: $(BIN)/patientpdf
@@ -21,7 +21,7 @@ run: install
 	$(BIN)/patientpdf serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench clients
 	$(BIN)/python -m pytest
 
 clean:

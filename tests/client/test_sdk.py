@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from client.conftest import make_pdf
+from client.cut_proxy import Cut, CutProxy
 from conftest import LiveServer, Tenant, sample
 from patientpdf_client import (
     AsyncClient,
@@ -26,6 +27,7 @@ from patientpdf_client import (
     NotFound,
     PatientPdfError,
     PermissionDenied,
+    RetryPolicy,
     ValidationError,
 )
 
@@ -183,3 +185,27 @@ def test_configuration_comes_from_the_environment(server: LiveServer, tenant: Te
     monkeypatch.delenv("PATIENTPDF_API_KEY")
     with pytest.raises(ValueError, match="PATIENTPDF_API_KEY"):
         Client()
+
+
+def test_a_download_cut_midway_resumes_with_range(server: LiveServer, tenant: Tenant, tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "scan.pdf", "Scan", padding=900_000)
+    with Client(server.base_url, tenant.key) as client:
+        pdf = client.upload_pdf(tenant.patient_id, path)
+    proxy = CutProxy(int(server.base_url.rsplit(":", 1)[1]), {0: Cut(after_response_bytes=300_000), 1: Cut(after_response_bytes=200_000)})
+    try:
+        with Client(proxy.url, tenant.key, retry=RetryPolicy(backoff=0.05)) as client:
+            done = client.download_pdf(pdf["id"], tmp_path / "out.pdf")
+        assert (tmp_path / "out.pdf").read_bytes() == path.read_bytes() and done["sha256"] == pdf["sha256"]
+
+        async def stream() -> bytes:
+            async with AsyncClient(proxy.url, tenant.key, retry=RetryPolicy(backoff=0.05)) as client:
+                return b"".join([chunk async for chunk in client.iter_pdf_bytes(pdf["id"])])
+
+        proxy.plan[len(proxy.sent_by_clients)] = Cut(after_response_bytes=500_000)
+        assert asyncio.run(stream()) == path.read_bytes()
+    finally:
+        proxy.close()
+    assert proxy.cuts == 3
+    ranges = [bytes(sent).lower() for sent in proxy.sent_by_clients if b"range: bytes=" in bytes(sent).lower()]
+    assert len(ranges) == 3
+    assert all(b"if-range: \"" + pdf["sha256"].encode() + b"\"" in sent for sent in ranges)

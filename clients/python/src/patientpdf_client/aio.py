@@ -282,7 +282,7 @@ class AsyncClient:
                 state.size = _core.total_size(response) or state.size
                 if progress and state.size is not None:
                     progress(state.offset, state.size)
-                async for chunk in response.aiter_raw(CHUNK):
+                async for chunk in response.aiter_raw():  # as it arrives: a cut loses nothing already received
                     if skip:
                         dropped = min(skip, len(chunk))
                         chunk, skip = chunk[dropped:], skip - dropped

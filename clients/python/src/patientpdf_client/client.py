@@ -281,7 +281,7 @@ class Client:
                 state.size = _core.total_size(response) or state.size
                 if progress and state.size is not None:
                     progress(state.offset, state.size)
-                for chunk in response.iter_raw(CHUNK):
+                for chunk in response.iter_raw():  # as it arrives: a cut loses nothing already received
                     if skip:
                         dropped = min(skip, len(chunk))
                         chunk, skip = chunk[dropped:], skip - dropped
