@@ -55,6 +55,7 @@ def test_a_folder_of_200_with_bad_files_and_copies(live_site: Callable[..., Site
     assert set(summary["summary"]["refused_codes"]) <= {"not_a_pdf", "pdf_truncated", "empty_file", "invalid_pdf"}
     assert {f["path"] for f in files if f["status"] == "refused"} == {str(p) for p in folder.bad}
     assert all(f["request_id"] for f in files if f["status"] == "refused")
+    assert all(f["attempts"] == 1 and f["retries"] == [] for f in files if f["status"] == "refused")  # a refusal is not retried
     assert "notes.txt" not in result.stdout
     stored = stored_shas(site, patient)
     expected = Counter(sha(p) for p in folder.valid + folder.copies)
@@ -119,6 +120,28 @@ def test_killed_with_sigkill_then_resume_stores_each_file_once(site: Site, tmp_p
     assert summary["summary"]["skipped"] == finished
     assert summary["summary"]["stored"] == 60 - finished and summary["summary"]["duplicate"] == 0
     assert stored_shas(site, patient) == Counter(sha(p) for p in folder.valid)  # 60 files, each exactly once
+
+
+def test_ctrl_c_stops_at_the_next_chunk_then_resume_finishes(site: Site, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "faxes", unique=30, padding=250_000)
+    patient = site.new_patient()
+    state = tmp_path / "state.jsonl"
+    args = [PPDF, "upload", str(folder.root), "--patient", str(patient), "--jobs", "2", "--json", "--resume", str(state)]
+    process = subprocess.Popen(args, env=site.env(), stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (state.exists() and sum('"status":"stored"' in line for line in state.read_text().splitlines()) >= 5):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=60)
+    files, summary = lines(stdout)
+    assert process.returncode == 130 and summary["exit_code"] == 130
+    assert 5 <= summary["summary"]["stored"] < 30 and summary["summary"]["failed"] == 30 - summary["summary"]["stored"]
+    assert set(summary["summary"]["failed_codes"]) <= {"interrupted", "not_attempted"}
+    resumed = site.ppdf(*args[1:])
+    _, after = lines(resumed.stdout)
+    assert resumed.returncode == 0 and after["summary"]["skipped"] == summary["summary"]["stored"]
+    assert stored_shas(site, patient) == Counter(sha(p) for p in folder.valid)
 
 
 @pytest.mark.parametrize("backend", ["sqlite+local"])  # the API's own limit: the backends play no part

@@ -3,11 +3,14 @@ serves them. On a server without those routes the tests say so and skip."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from client.conftest import make_pdf
+from client.conftest import PPDF, make_pdf
 from conftest import LiveServer, Tenant
 from patientpdf_client import Client, NotFound
 
@@ -33,3 +36,6 @@ def test_extraction_search_and_reprocess(server: LiveServer, tenant: Tenant, tmp
         assert client.wait_for_extraction(pdf["id"], timeout=60, interval=0.2)["status"] == "done"
         with pytest.raises(NotFound):
             client.get_extraction("pdf_" + "0" * 29)
+    env = {"PATIENTPDF_URL": server.base_url, "PATIENTPDF_API_KEY": tenant.key, "PATH": os.environ.get("PATH", "")}
+    found = subprocess.run([PPDF, "search", "zebrafinch", "--json"], env=env, capture_output=True, text=True)
+    assert found.returncode == 0 and json.loads(found.stdout.splitlines()[0])["pdf_id"] == pdf["id"]

@@ -27,6 +27,7 @@ from patientpdf_client import (
     NotFound,
     PatientPdfError,
     PermissionDenied,
+    RetryEvent,
     RetryPolicy,
     ValidationError,
 )
@@ -209,3 +210,60 @@ def test_a_download_cut_midway_resumes_with_range(server: LiveServer, tenant: Te
     ranges = [bytes(sent).lower() for sent in proxy.sent_by_clients if b"range: bytes=" in bytes(sent).lower()]
     assert len(ranges) == 3
     assert all(b"if-range: \"" + pdf["sha256"].encode() + b"\"" in sent for sent in ranges)
+
+
+def test_a_retry_while_the_first_attempt_still_runs_waits_for_it(server: LiveServer, tenant: Tenant, tmp_path: Path) -> None:
+    """409 idempotency_key_in_progress is retried until the first request ends; then its result comes back."""
+    import threading
+
+    import time
+
+    import httpx
+
+    from patientpdf.db import repositories as repo
+    from patientpdf_client._body import UploadBody, repr_digest
+
+    path = make_pdf(tmp_path / "slow.pdf", "Slow", padding=200_000)
+    body, key = UploadBody(path, None), str(uuid.uuid4())
+    release, first_result, events = threading.Event(), [], []
+
+    def slow_chunks():  # type: ignore[no-untyped-def]
+        for number, chunk in enumerate(body.chunks(None, None)):
+            if number == 1:
+                release.wait(30)  # the first attempt holds the key, its body half sent
+            yield chunk
+
+    def claimed() -> bool:
+        with server.context.db.read() as conn:
+            return repo.get_idempotency_key(conn, tenant.account_id, key) is not None
+
+    headers = {"X-API-Key": tenant.key, "Idempotency-Key": key, "Content-Type": body.content_type}
+    headers |= {"Content-Length": str(body.content_length), "Repr-Digest": repr_digest(body.sha256())}
+    first = threading.Thread(
+        target=lambda: first_result.append(httpx.post(f"{server.base_url}/patients/{tenant.patient_id}/pdf/", headers=headers, content=slow_chunks(), timeout=60))
+    )
+    first.start()
+    deadline = time.monotonic() + 30
+    while not claimed():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    def on_retry(event: RetryEvent) -> None:
+        events.append(event)
+        release.set()  # the first attempt may finish now
+
+    with Client(server.base_url, tenant.key, retry=RetryPolicy(backoff=0.1)) as client:
+        second = client.upload_pdf(tenant.patient_id, path, idempotency_key=key, on_retry=on_retry)
+        first.join(30)
+        assert [(e.status, e.code) for e in events][:1] == [(409, "idempotency_key_in_progress")]
+        assert first_result[0].status_code == 201 and second["id"] == first_result[0].json()["id"] and second["replayed"] is True
+        assert len(list(client.list_pdfs(tenant.patient_id))) == 1
+
+
+def test_retry_waits_grow_with_jitter_and_honour_retry_after() -> None:
+    policy = RetryPolicy(backoff=0.5, max_backoff=4.0)
+    for attempt, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)):
+        waits = {policy.delay(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= wait <= ceiling for wait in waits) and len(waits) > 1  # jittered within the step
+    assert all(7.0 <= policy.delay(1, retry_after=7) <= 7.5 for _ in range(50))
+    assert policy.delay(1, retry_after=10_000) <= policy.max_retry_after + 1
