@@ -52,9 +52,9 @@ class Config:
         url = url or os.environ.get(URL_ENV)
         api_key = api_key or os.environ.get(KEY_ENV)
         if not url:
-            raise ValueError(f"No server URL: pass url= or set {URL_ENV}.")
+            raise ValueError(f"No server URL: set {URL_ENV}, or pass url= (SDK) or --url (ppdf).")
         if not api_key:
-            raise ValueError(f"No API key: pass api_key= or set {KEY_ENV}.")
+            raise ValueError(f"No API key: set {KEY_ENV}, or pass api_key= (SDK) or --api-key (ppdf).")
         self.base_url = url.rstrip("/")
         self.api_key = api_key
         self.retry = retry or RetryPolicy()
