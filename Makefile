@@ -18,8 +18,8 @@ $(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml clients/python/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]' -e clients/python   # the client too: tests/client runs it
 	touch $@
 
 # A development environment: the service and the test tools.
@@ -31,7 +31,7 @@ run: $(VENV)/.installed-serve
 	$(BIN)/patientpdf serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench clients
 	$(BIN)/python -m pytest -n auto
 
 clean:

@@ -69,10 +69,12 @@ def find_api_key_by_prefix_for_authentication(conn: Connection, prefix: str) -> 
     return conn.execute(_API_KEY_BY_PREFIX, {"prefix": prefix}).mappings().first()
 
 
-def list_api_keys(conn: Connection, account_id: int | None) -> Sequence[RowMapping]:
-    query = select(api_keys).order_by(api_keys.c.id)
+def list_api_keys(conn: Connection, account_id: int | None, after: int | None = None, limit: int | None = None) -> Sequence[RowMapping]:
+    query = select(api_keys).order_by(api_keys.c.id).limit(limit)
     if account_id is not None:
         query = query.where(api_keys.c.account_id == account_id)
+    if after is not None:
+        query = query.where(api_keys.c.id > after)
     return conn.execute(query).mappings().all()
 
 
@@ -105,8 +107,11 @@ def patient_exists_in_any_account(conn: Connection, patient_id: int) -> bool:
     return conn.execute(select(patients.c.id).where(patients.c.id == patient_id)).first() is not None
 
 
-def list_patients(conn: Connection, account_id: int) -> Sequence[RowMapping]:
-    return conn.execute(select(patients).where(patients.c.account_id == account_id).order_by(patients.c.id)).mappings().all()
+def list_patients(conn: Connection, account_id: int, after: int | None = None, limit: int | None = None) -> Sequence[RowMapping]:
+    query = select(patients).where(patients.c.account_id == account_id).order_by(patients.c.id).limit(limit)
+    if after is not None:
+        query = query.where(patients.c.id > after)
+    return conn.execute(query).mappings().all()
 
 
 # pdfs -------------------------------------------------------------------------------------
@@ -140,16 +145,19 @@ def all_pdfs_for_maintenance(conn: Connection) -> Sequence[RowMapping]:
     )
 
 
-def list_pdfs_of_patient(conn: Connection, account_id: int, patient_id: int) -> Sequence[RowMapping]:
-    return (
-        conn.execute(
-            select(pdfs)
-            .where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id)
-            .order_by(pdfs.c.id.desc())
-        )
-        .mappings()
-        .all()
+def list_pdfs_of_patient(
+    conn: Connection, account_id: int, patient_id: int, before: str | None = None, limit: int | None = None
+) -> Sequence[RowMapping]:
+    """Newest first (ids sort by creation time); `before`: only PDFs older than that id."""
+    query = (
+        select(pdfs)
+        .where(pdfs.c.account_id == account_id, pdfs.c.patient_id == patient_id)
+        .order_by(pdfs.c.id.desc())
+        .limit(limit)
     )
+    if before is not None:
+        query = query.where(pdfs.c.id < before)
+    return conn.execute(query).mappings().all()
 
 
 def newest_pdfs(conn: Connection, account_id: int, patient_ids: Sequence[int]) -> dict[int, RowMapping]:

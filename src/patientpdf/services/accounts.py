@@ -12,8 +12,9 @@ from patientpdf.context import Context
 from patientpdf.db import repositories as repo
 from patientpdf.errors import Forbidden, Unauthenticated
 from patientpdf.security.api_keys import generate_key, key_matches, key_prefix, looks_like_key
-from patientpdf.services import audit
+from patientpdf.services import audit, paging
 from patientpdf.services.clock import now_utc
+from patientpdf.services.paging import PageRequest
 
 # last_used_at is a hint for operators, not an audit record: write it at most once a minute
 # per key so that authentication stays a read.
@@ -117,6 +118,14 @@ def public_key(row: RowMapping) -> dict[str, Any]:
 def list_keys(ctx: Context, account_id: int | None) -> list[dict[str, Any]]:
     with ctx.db.read() as conn:
         return [public_key(row) for row in repo.list_api_keys(conn, account_id)]
+
+
+def list_keys_page(ctx: Context, account_id: int, page: PageRequest) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the account's keys, oldest first, and the next page's cursor."""
+    after = paging.decode_cursor("keys", page.cursor, paging.positive_id) if page.cursor else None
+    with ctx.db.read() as conn:
+        rows = repo.list_api_keys(conn, account_id, after, page.limit + 1)
+    return paging.page_of([public_key(row) for row in rows], page, "keys", lambda row: row["id"])
 
 
 def _key_in(conn: Connection, key_id: int, account_id: int | None) -> RowMapping:

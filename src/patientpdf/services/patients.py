@@ -10,8 +10,10 @@ from sqlalchemy import Connection, RowMapping
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
 from patientpdf.errors import Forbidden, NotFound
+from patientpdf.services import paging
 from patientpdf.services.accounts import Principal, principal_for_key, record_use
 from patientpdf.services.clock import now_utc
+from patientpdf.services.paging import FIRST_PAGE, PageRequest
 
 
 def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> RowMapping:
@@ -62,11 +64,16 @@ def authorize_upload(
     return principal
 
 
-def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], dict[int, RowMapping]]:
-    """The account's patients and the newest PDF of each."""
+def list_patients(
+    ctx: Context, account_id: int, page: PageRequest = FIRST_PAGE
+) -> tuple[Sequence[RowMapping], dict[int, RowMapping], str | None]:
+    """One page of the account's patients, the newest PDF of each, and the next page's cursor."""
+    after = paging.decode_cursor("patients", page.cursor, paging.positive_id) if page.cursor else None
     with ctx.db.read() as conn:
-        rows = repo.list_patients(conn, account_id)
-        return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows])
+        rows, next_cursor = paging.page_of(
+            repo.list_patients(conn, account_id, after, page.limit + 1), page, "patients", lambda row: row["id"]
+        )
+        return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows]), next_cursor
 
 
 def patient_with_newest_pdf(ctx: Context, account_id: int, patient_id: int) -> tuple[RowMapping, RowMapping | None]:

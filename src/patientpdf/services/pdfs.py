@@ -20,8 +20,9 @@ from patientpdf.intake.multipart import ReceivedUpload
 from patientpdf.intake.pdf_check import check_pdf
 from patientpdf.security.ids import is_pdf_id, new_pdf_id
 from patientpdf.security.links import LinkCheck
-from patientpdf.services import audit, idempotency
+from patientpdf.services import audit, idempotency, paging
 from patientpdf.services.clock import now_utc
+from patientpdf.services.paging import FIRST_PAGE, PageRequest
 from patientpdf.services.patients import owned_patient_in
 
 log = logging.getLogger(__name__)
@@ -163,11 +164,22 @@ def uploaded_pdf(ctx: Context, account_id: int, pdf_id: str) -> dict[str, Any]:
         return dict(row) | {"duplicate_of": repo.find_duplicate_pdf(conn, account_id, row["patient_id"], row["sha256"], before=pdf_id)}
 
 
-def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> Sequence[RowMapping]:
-    """The owned patient's PDFs, newest first (404/403 as owned_patient_in), in one read."""
+def _pdf_id(raw: str) -> str:
+    if not is_pdf_id(raw):
+        raise ValueError(raw)
+    return raw
+
+
+def list_pdfs(
+    ctx: Context, account_id: int, patient_id: int, page: PageRequest = FIRST_PAGE
+) -> tuple[Sequence[RowMapping], str | None]:
+    """One page of the owned patient's PDFs, newest first (404/403 as owned_patient_in), and the
+    next page's cursor, in one read."""
+    before = paging.decode_cursor("pdfs", page.cursor, _pdf_id) if page.cursor else None
     with ctx.db.read() as conn:
         owned_patient_in(conn, account_id, patient_id)
-        return repo.list_pdfs_of_patient(conn, account_id, patient_id)
+        rows = repo.list_pdfs_of_patient(conn, account_id, patient_id, before, page.limit + 1)
+    return paging.page_of(rows, page, "pdfs", lambda row: row["id"])
 
 
 def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited
 from patientpdf.api.deps import ROW_ID_SCHEMA, AdminPrincipal, ServiceContext
+from patientpdf.api.paging import PAGED, Page, paged_response
 from patientpdf.api.routes.pdfs import AUTH, NOT_JSON
 from patientpdf.api.schemas import ErrorBody, rfc3339
 from patientpdf.errors import NotFound
@@ -82,11 +83,13 @@ def _key_not_found(key_id: int) -> NotFound:
     return NotFound(f"No API key with id {key_id} in your account.", code="key_not_found")
 
 
-@router.get("/keys", response_model=list[ApiKey], responses=AUTH, summary="The account's API keys (never the keys themselves)")
+@router.get(
+    "/keys", response_model=list[ApiKey], responses=AUTH | PAGED, summary="The account's API keys (never the keys themselves), paged"
+)
 @audited("key.list")
-async def list_keys(principal: AdminPrincipal, context: ServiceContext) -> JSONResponse:
-    rows = await run_in_threadpool(accounts.list_keys, context, principal.account_id)
-    return JSONResponse([_body(row) for row in rows])
+async def list_keys(request: Request, principal: AdminPrincipal, context: ServiceContext, page: Page) -> JSONResponse:
+    rows, next_cursor = await run_in_threadpool(accounts.list_keys_page, context, principal.account_id, page)
+    return paged_response(request, [_body(row) for row in rows], next_cursor, page)
 
 
 @router.post("/keys", status_code=201, response_model=NewApiKey, responses=AUTH | NOT_JSON, summary="Create an API key")

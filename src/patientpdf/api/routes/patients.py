@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, Links, ReadPrincipal, ServiceContext, UploadScopePrincipal
+from patientpdf.api.paging import PAGED, Page, paged_response
 from patientpdf.api.routes.pdfs import AUTH, BAD_TTL, NOT_JSON
 from patientpdf.api.schemas import ErrorBody, Patient, PatientCreate, patient_body
 from patientpdf.services import patients
@@ -31,11 +32,14 @@ async def create_patient(body: PatientCreate, request: Request, principal: Uploa
     return JSONResponse(patient_body(row, None), status_code=201, headers={"Location": f"/patients/{row['id']}/"})
 
 
-@router.get("/patients", response_model=list[Patient], responses=AUTH | BAD_TTL, summary="The account's patients")
+@router.get(
+    "/patients", response_model=list[Patient], responses=AUTH | BAD_TTL | PAGED, summary="The account's patients, by id, paged"
+)
 @audited("patient.list")
-async def list_patients(principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
-    rows, newest = await run_in_threadpool(patients.list_patients, context, principal.account_id)
-    return JSONResponse([patient_body(row, link_for(newest[row["id"]]) if row["id"] in newest else None) for row in rows])
+async def list_patients(request: Request, principal: ReadPrincipal, context: ServiceContext, link_for: Links, page: Page) -> JSONResponse:
+    rows, newest, next_cursor = await run_in_threadpool(patients.list_patients, context, principal.account_id, page)
+    body = [patient_body(row, link_for(newest[row["id"]]) if row["id"] in newest else None) for row in rows]
+    return paged_response(request, body, next_cursor, page)
 
 
 @audited("patient.read")

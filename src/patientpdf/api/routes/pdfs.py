@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, AdminPrincipal, Links, ReadPrincipal, ServiceContext
 from patientpdf.api.downloads import pdf_response
+from patientpdf.api.paging import PAGED, Page, paged_response
 from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, PdfMetadata, pdf_metadata_body
 from patientpdf.services import pdfs
 
@@ -89,9 +90,11 @@ router.add_api_route("/files/{pdf_id}", signed_download, methods=["HEAD"], inclu
 
 
 @audited("pdf.list")
-async def list_patient_pdfs(principal: ReadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links) -> JSONResponse:
-    rows = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id)
-    return JSONResponse([pdf_metadata_body(row, link_for(row)) for row in rows])
+async def list_patient_pdfs(
+    principal: ReadPrincipal, patient_id: PatientId, request: Request, context: ServiceContext, link_for: Links, page: Page
+) -> JSONResponse:
+    rows, next_cursor = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id, page)
+    return paged_response(request, [pdf_metadata_body(row, link_for(row)) for row in rows], next_cursor, page)
 
 
 for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{patient_id}/pdfs", False)):
@@ -100,8 +103,8 @@ for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{pat
         list_patient_pdfs,
         methods=["GET"],
         response_model=list[PdfMetadata],
-        responses=AUTH | BAD_TTL | {403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
-        summary="A patient's PDFs, newest first",
+        responses=AUTH | BAD_TTL | PAGED | {403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+        summary="A patient's PDFs, newest first, paged",
         include_in_schema=in_schema,
         operation_id="list_patient_pdfs" if in_schema else "list_patient_pdfs_no_slash",
     )
