@@ -34,7 +34,8 @@ fi
 def project(tmp_path: Path) -> Path:
     if shutil.which("make") is None:
         pytest.fail("make is not installed")
-    for name in ("Makefile", "pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "clients/python/pyproject.toml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     fake = tmp_path / "fake-python"
     fake.write_text(FAKE_PYTHON.format(log=tmp_path / "calls.log"))
@@ -58,6 +59,9 @@ def make(project: Path, target: str) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+TEST_INSTALL = "pip install --quiet -e .[test] -e clients/python"
+
+
 def installs(calls: list[str]) -> list[str]:
     return [call for call in calls if call.startswith("pip install") and "--upgrade pip" not in call]
 
@@ -73,8 +77,8 @@ def test_test_after_run_adds_the_test_tools_once(project: Path) -> None:
     make(project, "run")
     calls = make(project, "test")
     assert not any(call.startswith("python -m venv") for call in calls)  # the same venv
-    assert installs(calls) == ["pip install --quiet -e .[test]"]
-    assert "python -m pytest" in calls
+    assert installs(calls) == [TEST_INSTALL]
+    assert any(call.startswith("python -m pytest") for call in calls)
     assert installs(make(project, "test")) == []
     assert installs(make(project, "run")) == []
 
@@ -87,5 +91,5 @@ def test_a_changed_pyproject_reinstalls_for_each_command(project: Path) -> None:
         os.utime(stamp, (now - 100, now - 100))
     os.utime(project / "pyproject.toml", (now, now))
     assert installs(make(project, "run")) == ["pip install --quiet -e ."]
-    assert installs(make(project, "test")) == ["pip install --quiet -e .[test]"]
+    assert installs(make(project, "test")) == [TEST_INSTALL]
     assert installs(make(project, "test")) == []
