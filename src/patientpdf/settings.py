@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     failed_auth_limit: str = Field("30/minute", description="Failed authentications allowed per client address, e.g. `30/minute`; beyond it requests from that address get 429.")
     key_rate_limit: str | None = Field(None, description="Requests allowed per API key, e.g. `600/minute`; default: no limit.")
     rate_limit_storage: str = Field("memory://", description="Where rate-limit counters live: `memory://` (per process) or `redis://host:port` (shared by every process).")
+    console_idle_timeout_seconds: int = Field(1800, gt=0, description="A console session unused for this long ends; the user signs in again with a new link.")
+    console_session_max_seconds: int = Field(43200, gt=0, description="A console session ends this long after sign-in, however active.")
     # S3-compatible storage; each falls back to the standard AWS_* variable when unset.
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, SeaweedFS, Ceph); else AWS_ENDPOINT_URL, else AWS.")
     s3_region: str | None = Field(None, description="S3 region; else AWS_REGION / AWS_DEFAULT_REGION.")

@@ -11,6 +11,7 @@ import click
 
 from patientpdf.cli.accounts import accounts
 from patientpdf.cli.audit import audit
+from patientpdf.cli.console import console
 from patientpdf.cli.demo import demo
 from patientpdf.cli.keys import keys
 from patientpdf.cli.links import links
@@ -24,7 +25,7 @@ def cli() -> None:
     """patientpdf: upload, store and serve patients' PDFs."""
 
 
-for command in (serve, db, accounts, keys, links, audit, patients, storage, demo):
+for command in (serve, db, accounts, keys, links, audit, patients, storage, demo, console):
     cli.add_command(command)
 
 

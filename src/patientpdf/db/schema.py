@@ -139,3 +139,33 @@ link_salts = Table(
     Column("salt", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+# The console's sign-in: single-use links (only their hash is kept) that start sessions.
+console_login_links = Table(
+    "console_login_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+)
+
+# Server-side console sessions: the cookie holds the token, the row holds its hash. A session
+# ends by sign-out, revocation or timeout (idle: last_seen_at; absolute: expires_at).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False, unique=True),  # names the session in listings and the audit trail
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("client", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("end_reason", String(20), nullable=True),  # signed_out, revoked, idle, expired
+)

@@ -52,10 +52,12 @@ def authorize_upload(
     return principal
 
 
-def list_patients(ctx: Context, account_id: int) -> tuple[Sequence[RowMapping], dict[int, RowMapping]]:
-    """The account's patients and the newest PDF of each."""
+def list_patients(
+    ctx: Context, account_id: int, name_contains: str | None = None
+) -> tuple[Sequence[RowMapping], dict[int, RowMapping]]:
+    """The account's patients (those whose name contains `name_contains`, any case) and the newest PDF of each."""
     with ctx.db.read() as conn:
-        rows = repo.list_patients(conn, account_id)
+        rows = repo.list_patients(conn, account_id, name_contains)
         return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows])
 
 

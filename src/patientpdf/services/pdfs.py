@@ -182,9 +182,11 @@ def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
     return row
 
 
-def pdf_url(ctx: Context, base_url: str, row: RowMapping | dict[str, Any], ttl: int, salt: str) -> str:
-    """The PDF's `url`: the store's presigned URL when so configured, else our own signed link."""
-    if ctx.settings.s3_presign:
+def pdf_url(
+    ctx: Context, base_url: str, row: RowMapping | dict[str, Any], ttl: int, salt: str, presigned: bool = True
+) -> str:
+    """The PDF's `url`: the store's presigned URL when so configured (and `presigned`), else our own signed link."""
+    if presigned and ctx.settings.s3_presign:
         presigned = ctx.storage.presigned_url(row["storage_key"], ttl, row["filename"])
         if presigned:
             return presigned
