@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test clean
+.PHONY: install browser run test clean
 
 $(BIN)/patientpdf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,16 @@ $(BIN)/patientpdf: pyproject.toml
 
 install: $(BIN)/patientpdf
 
+# Debian's Chromium for the console's browser tests (scripts/install-browser.sh; apt-get as root)
+browser:
+	scripts/install-browser.sh
+
 run: install
 	$(BIN)/patientpdf db upgrade
 	$(BIN)/patientpdf demo --base-url http://$(HOST):$(PORT)
 	$(BIN)/patientpdf serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 

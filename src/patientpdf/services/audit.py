@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, insert, select, text
+from sqlalchemy import Connection, RowMapping, Select, insert, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from patientpdf.context import Context
@@ -109,7 +109,7 @@ class AuditFilter:
     since: datetime | None = None  # at or after
     until: datetime | None = None  # before
     action: str | None = None
-    key_prefix: str | None = None  # an API key's prefix or a console session's
+    key_prefix: str | None = None  # records made by this API key or console session, or about it
     pdf_id: str | None = None
 
 
@@ -119,11 +119,12 @@ def _select(selection: AuditFilter) -> Select[Any]:
     for column, value in (
         (columns.account_id, selection.account_id),
         (columns.action, selection.action),
-        (columns.key_prefix, selection.key_prefix),
         (columns.pdf_id, selection.pdf_id),
     ):
         if value is not None:
             query = query.where(column == value)
+    if selection.key_prefix is not None:
+        query = query.where(or_(columns.key_prefix == selection.key_prefix, columns.subject == selection.key_prefix))
     if selection.since is not None:
         query = query.where(columns.at >= selection.since)
     if selection.until is not None:

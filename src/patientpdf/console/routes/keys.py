@@ -70,7 +70,9 @@ async def create_key(request: Request, session: Changing) -> Response:
     """The page again, with the new key shown this once (never in a URL, never stored)."""
     form = await small_form(request)
     try:
-        values = KeyForm(name=form.get("name") or None, scopes=await form_list(request, "scopes"), expires=form.get("expires", "never"))
+        values = KeyForm.model_validate(
+            {"name": form.get("name") or None, "scopes": await form_list(request, "scopes"), "expires": form.get("expires", "never")}
+        )
     except ValidationError:
         raise BadRequest("Choose at least one scope (upload, read, admin), and a name of at most 200 characters.", code="invalid_key") from None
     if values.expires not in EXPIRY_CHOICES:

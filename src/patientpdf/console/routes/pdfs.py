@@ -3,7 +3,7 @@ images with the matched words' boxes, and deletion with confirmation."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -34,7 +34,7 @@ async def viewer(pdf_id: PdfId, request: Request, session: SignedIn, q: Annotate
     row = await run_in_threadpool(pdfs.get_pdf, ctx, session.account_id, pdf_id)
     request.state.patient_id = row["patient_id"]
     link = await run_in_threadpool(_viewer_link, request, row)
-    values = {"nav": "patients", "pdf": row, "link": link, "q": q, "pages": [], "matches": None}
+    values: dict[str, Any] = {"nav": "patients", "pdf": row, "link": link, "q": q, "pages": [], "matches": None}
     return render(request, "viewer.html", values, session=session)
 
 

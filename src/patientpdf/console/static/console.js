@@ -32,6 +32,12 @@
     }
   });
 
+  // A form marked data-reset-on-success is cleared once htmx has sent it successfully.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail && event.detail.elt;
+    if (event.detail.successful && form && form.matches && form.matches("form[data-reset-on-success]")) form.reset();
+  });
+
   function setUpDropzone(zone) {
     if (zone.getAttribute("data-ready")) return;
     zone.setAttribute("data-ready", "1");
