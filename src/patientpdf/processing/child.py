@@ -6,7 +6,7 @@ and answers with JSON lines on the stdout it was given (C libraries' output goes
   <- {"ready": {engines}}                                  once, at start
   -> {"path": "...", "limits": {...}, "first": 0}          one per document (first: the page to start at)
   <- {"open": page_count} | {"error": code, "detail": ...}
-  <- {"start": n, "width", "height", "rotation"}  then  {"page": {...page json...}, "note": str | null}   for each page n (1-based)
+  <- {"start": n, "width", "height"}  then  {"page": {...page json...}, "note": str | null}   for each page n (1-based)
   <- {"end": true, "maxrss": bytes}
 
 On MemoryError it says so and exits: the parent starts a fresh child for the next page.
@@ -62,9 +62,7 @@ def _rss() -> int:
 
 
 def serve(out: IO[str], watchdog: Watchdog) -> None:
-    import pypdfium2 as pdfium
-
-    from .engine import PageReader, engine_versions, open_document, read_page
+    from .engine import PageReader, engine_versions, open_document, read_page, unread_page
     from .model import MEMORY_LIMIT, ExtractionFailed, ExtractionLimits, PageExtraction
 
     _send(out, {"ready": engine_versions()})
@@ -86,15 +84,16 @@ def serve(out: IO[str], watchdog: Watchdog) -> None:
                 _send(out, {"open": count})
                 for index in range(first, count):
                     page_number = index + 1
-                    start: dict[str, Any] = {"start": page_number}
-                    try:
-                        frame = reader.frame(index)
-                        start.update(width=round(frame.width, 1), height=round(frame.height, 1), rotation=frame.rotation)
-                    except pdfium.PdfiumError:
-                        pass
-                    _send(out, start)
+                    width, height = reader.size(index)
+                    _send(out, {"start": page_number, "width": round(width, 1), "height": round(height, 1)})
                     watchdog.deadline = time.monotonic() + 2 * limits.page_timeout_seconds + 10
-                    page, note = read_page(reader, index)
+                    try:
+                        page, note = read_page(reader, index)
+                    except MemoryError:
+                        raise
+                    except Exception as exc:  # an engine bug costs this page, not the document
+                        page = unread_page(reader, index)
+                        note = f"page {page_number}: the extraction engine failed ({type(exc).__name__})"
                     if len(page.words) > MAX_WORDS_PER_PAGE or len(page.text) > MAX_TEXT_PER_PAGE:
                         note = f"page {page_number}: more than {MAX_WORDS_PER_PAGE} words; the rest were dropped"
                         page = PageExtraction(

@@ -6,6 +6,7 @@ runs it here, without limits, for tests and benchmarks.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +65,13 @@ class PageReader:
     limits: ExtractionLimits
     ocr: Ocr | None = None
 
-    def frame(self, index: int) -> PageFrame:
-        page = self.doc[index]
-        try:
-            return PageFrame.of(page)
-        finally:
-            page.close()
+    def size(self, index: int) -> tuple[float, float]:
+        """The page's displayed width and height, read from its dictionary without loading the page
+        (loading parses the content, which is where a hostile page does its harm)."""
+        size = pdfium_c.FS_SIZEF()
+        if not pdfium_c.FPDF_GetPageSizeByIndexF(self.doc.raw, index, ctypes.byref(size)):
+            return 0.0, 0.0
+        return float(size.width), float(size.height)
 
     def read(self, index: int) -> PageExtraction:
         page = self.doc[index]
@@ -109,12 +111,9 @@ def read_page(reader: PageReader, index: int) -> tuple[PageExtraction, str | Non
 
 
 def unread_page(reader: PageReader, index: int) -> PageExtraction:
-    """The placeholder for a page that could not be extracted (its size when PDFium can still tell it)."""
-    try:
-        frame = reader.frame(index)
-    except pdfium.PdfiumError:
-        return PageExtraction(index + 1, 0.0, 0.0, 0, "none", "", ())
-    return PageExtraction(index + 1, frame.width, frame.height, frame.rotation, "none", "", ())
+    """The placeholder for a page that could not be extracted: its size, rotation unknown (0)."""
+    width, height = reader.size(index)
+    return PageExtraction(index + 1, width, height, 0, "none", "", ())
 
 
 def stopped_note(limits: ExtractionLimits, done: int, count: int) -> str:

@@ -98,7 +98,10 @@ class Ocr:
         lines: list[list[str]] = []
         inv = 1.0 / image.scale
         for r in tesserocr.iterate_level(iterator, level):
-            text = r.GetUTF8Text(level)
+            try:
+                text = r.GetUTF8Text(level)
+            except RuntimeError:  # a word Tesseract found but could not read
+                continue
             box = r.BoundingBox(level)
             if not text or box is None:
                 continue

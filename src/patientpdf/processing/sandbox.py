@@ -68,6 +68,7 @@ class _Child:
         self.peak_vm = 0
         self.documents = 0
         self.rss = 0
+        self.maxrss = 0  # peak RSS, known once the child has exited
         self.engines: dict[str, str] = {}
 
     def send(self, message: dict[str, Any]) -> None:
@@ -109,9 +110,12 @@ class _Child:
             pass
 
     def death(self) -> tuple[str, str]:
-        """Why the child is gone, once it is (a code of ExtractionFailed and a detail)."""
-        rc = self.proc.wait()
-        if self.peak_vm >= 0.75 * self.max_memory_bytes:
+        """Why the child is gone, once it is (a code of ExtractionFailed and a detail).
+
+        Out of address space, PDFium and Tesseract abort rather than raise: a child that died
+        near its limit (address space sampled while it ran, or its peak RSS) ran out of memory."""
+        rc = self._reap()
+        if self.peak_vm >= 0.75 * self.max_memory_bytes or self.maxrss >= 0.4 * self.max_memory_bytes:
             return MEMORY_LIMIT, f"the page needed more than the memory limit of {self.max_memory_bytes >> 20} MiB"
         if rc < 0:
             try:
@@ -121,10 +125,23 @@ class _Child:
             return ENGINE_CRASHED, f"the extraction engine crashed ({name})"
         return ENGINE_CRASHED, f"the extraction engine exited unexpectedly (status {rc})"
 
+    def _reap(self) -> int:
+        if self.proc.returncode is None:
+            try:
+                _, status, usage = os.wait4(self.proc.pid, 0)
+            except ChildProcessError:
+                return self.proc.wait()
+            self.maxrss = usage.ru_maxrss * 1024
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+        return self.proc.returncode
+
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        self._reap()
         self._close()
 
     def close(self) -> None:
@@ -241,7 +258,7 @@ class Extractor:
         limits = run.limits
         child.send({"path": str(path), "limits": limits.to_json(), "first": run.next_index})
         current: int | None = None  # the 1-based page being worked on
-        frame = (0.0, 0.0, 0)  # its width, height and rotation, for the placeholder if it fails
+        frame = (0.0, 0.0, 0)  # its width, height and rotation (unknown: 0), for the placeholder if it fails
         try:
             while True:
                 started = time.monotonic()
@@ -266,7 +283,7 @@ class Extractor:
                     run.page_count = int(message["open"])
                 elif "start" in message:
                     current = int(message["start"])
-                    frame = (float(message.get("width", 0.0)), float(message.get("height", 0.0)), int(message.get("rotation", 0)))
+                    frame = (float(message.get("width", 0.0)), float(message.get("height", 0.0)), 0)
                 elif "page" in message:
                     run.pages.append(PageExtraction.from_json(message["page"]))
                     if message.get("note"):
