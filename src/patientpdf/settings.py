@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="S3 access key; else AWS_ACCESS_KEY_ID (or the AWS credential chain).")
     s3_secret_access_key: str | None = Field(None, description="S3 secret key; else AWS_SECRET_ACCESS_KEY.")
     s3_presign: bool = Field(False, description="Return the store's own presigned URL as `url`, so downloads bypass the API.")
+    # Background jobs (jobs/): processing every stored PDF.
+    embedded_worker: bool = Field(True, description="`serve` also runs one job worker process (false: run `patientpdf worker` yourself).")
+    worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for due jobs.")
+    job_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job stays a worker's without renewal; the worker renews it every third of this while it works, and a job whose worker stopped is claimable again after it.")
+    job_max_attempts: int = Field(5, ge=1, description="Attempts of a job (claims, including ones whose worker died) before it is `failed`.")
+    job_retry_base_seconds: float = Field(10.0, gt=0, description="Backoff after a job's first failed attempt; doubled after each further one, with jitter.")
+    job_retry_max_seconds: float = Field(3600.0, gt=0, description="The longest backoff between two attempts of a job.")
+    # Extraction limits (processing/): every PDF is extracted in a child process bound by these.
+    extract_max_pages: int = Field(2000, gt=0, description="A PDF with more pages is not extracted: its processing fails with `too_many_pages`.")
+    extract_page_timeout_seconds: float = Field(60.0, gt=0, description="Time allowed per page (rendering and OCR); a page over it is skipped and named in `note`.")
+    extract_total_timeout_seconds: float = Field(900.0, gt=0, description="Time allowed per PDF; past it the PDF is `done` with the pages finished, said in `note`.")
+    extract_max_memory_mb: int = Field(1024, ge=64, description="Address space of the extraction child process, in MiB.")
+    extract_dpi: int = Field(300, ge=50, le=300, description="Resolution at which pages without a text layer are rendered for OCR.")
+    extract_max_pixels: int = Field(25_000_000, ge=1_000_000, description="Pixels of one rendered page at most; the resolution is lowered to stay under it.")
 
     @field_validator("public_base_url")
     @classmethod

@@ -12,6 +12,7 @@ from patientpdf.db import repositories as repo
 from patientpdf.errors import Forbidden, NotFound
 from patientpdf.services.accounts import Principal, principal_for_key, record_use
 from patientpdf.services.clock import now_utc
+from patientpdf.services.processing import Extraction, newest_extraction_of_patient
 
 
 def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> RowMapping:
@@ -61,8 +62,12 @@ def list_patients(
         return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows])
 
 
-def patient_with_newest_pdf(ctx: Context, account_id: int, patient_id: int) -> tuple[RowMapping, RowMapping | None]:
-    """The owned patient (404/403 as owned_patient_in) and its newest PDF, in one read."""
+def patient_with_newest_pdf(
+    ctx: Context, account_id: int, patient_id: int
+) -> tuple[RowMapping, RowMapping | None, Extraction | None]:
+    """The owned patient (404/403 as owned_patient_in), its newest PDF and the extraction of
+    its newest processed PDF (pages' text, no words), in one read."""
     with ctx.db.read() as conn:
         row = owned_patient_in(conn, account_id, patient_id)
-        return row, repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)
+        newest = repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)
+        return row, newest, newest_extraction_of_patient(conn, account_id, patient_id)

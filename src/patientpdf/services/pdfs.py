@@ -20,7 +20,7 @@ from patientpdf.intake.multipart import ReceivedUpload
 from patientpdf.intake.pdf_check import check_pdf
 from patientpdf.security.ids import is_pdf_id, new_pdf_id
 from patientpdf.security.links import LinkCheck
-from patientpdf.services import audit, idempotency
+from patientpdf.services import audit, idempotency, processing
 from patientpdf.services.clock import now_utc
 from patientpdf.services.patients import owned_patient_in
 
@@ -105,6 +105,7 @@ async def record_pdf(
     def record(conn: Connection) -> str | None:
         duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, values["sha256"])
         repo.insert_pdf(conn, values)
+        processing.enqueue(conn, ctx.settings, account_id, pdf_id)  # a committed PDF always has its job
         if claim is not None:
             idempotency.finish(conn, account_id, claim, fingerprint, pdf_id)
         event.pdf_id, event.patient_id = pdf_id, patient_id
@@ -163,18 +164,33 @@ def uploaded_pdf(ctx: Context, account_id: int, pdf_id: str) -> dict[str, Any]:
         return dict(row) | {"duplicate_of": repo.find_duplicate_pdf(conn, account_id, row["patient_id"], row["sha256"], before=pdf_id)}
 
 
-def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> Sequence[RowMapping]:
-    """The owned patient's PDFs, newest first (404/403 as owned_patient_in), in one read."""
+def get_pdf_with_processing(ctx: Context, account_id: int, pdf_id: str) -> tuple[RowMapping, processing.Processing]:
+    row = None
+    if is_pdf_id(pdf_id):
+        with ctx.db.read() as conn:
+            row = repo.get_pdf(conn, account_id, pdf_id)
+            if row is not None:
+                return row, processing.processing_of(conn, account_id, [pdf_id])[pdf_id]
+    raise _pdf_not_found(pdf_id)
+
+
+def list_pdfs(ctx: Context, account_id: int, patient_id: int) -> tuple[Sequence[RowMapping], dict[str, processing.Processing]]:
+    """The owned patient's PDFs, newest first (404/403 as owned_patient_in), and their
+    processing, in one read."""
     with ctx.db.read() as conn:
         owned_patient_in(conn, account_id, patient_id)
-        return repo.list_pdfs_of_patient(conn, account_id, patient_id)
+        rows = repo.list_pdfs_of_patient(conn, account_id, patient_id)
+        return rows, processing.processing_of(conn, account_id, [row["id"] for row in rows])
 
 
 def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
-    """Delete the row first, then the bytes: a crash in between leaves bytes, never a dangling row."""
+    """Delete the row (with its extraction, search entries and jobs) first, then the bytes:
+    a crash in between leaves bytes, never a dangling row."""
     row = None
     if is_pdf_id(pdf_id):
         with ctx.db.write() as conn:
+            if repo.get_pdf(conn, account_id, pdf_id) is not None:
+                processing.delete_with_pdf(conn, account_id, pdf_id)
             row = repo.delete_pdf(conn, account_id, pdf_id)
     if row is None:
         raise _pdf_not_found(pdf_id)
