@@ -280,8 +280,9 @@ def test_a_day_in_the_console(chromium: Any, served: Served, tmp_path: Path) -> 
         # by the key (its one use) or about it (its creation and revocation, by this session)
         expect(page.locator("table.audit tbody tr")).to_have_count(3)
         check_accessible(page)
-        shoot(page, "audit")
         page.get_by_role("link", name="Clear").click()
+        expect(page.locator("[data-chain='intact']")).to_be_visible()
+        shoot(page, "audit")
         with page.expect_download() as download:
             page.get_by_role("link", name="CSV").click()
         exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))

@@ -316,3 +316,15 @@ def end_console_session(conn: Connection, session_id: int, now: datetime, reason
         .values(ended_at=now, end_reason=reason)
     )
     return result.rowcount == 1
+
+
+def pdf_names(conn: Connection, account_id: int, pdf_ids: Sequence[str]) -> dict[str, RowMapping]:
+    """The file name and the patient's name of each of the account's PDFs (search results)."""
+    if not pdf_ids:
+        return {}
+    query = (
+        select(pdfs.c.id, pdfs.c.filename, pdfs.c.patient_id, patients.c.name.label("patient_name"))
+        .join(patients, patients.c.id == pdfs.c.patient_id)
+        .where(pdfs.c.account_id == account_id, pdfs.c.id.in_(list(pdf_ids)))
+    )
+    return {row["id"]: row for row in conn.execute(query).mappings()}

@@ -71,3 +71,9 @@ def patient_with_newest_pdf(
         row = owned_patient_in(conn, account_id, patient_id)
         newest = repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)
         return row, newest, newest_extraction_of_patient(conn, account_id, patient_id)
+
+
+def owned_patient(ctx: Context, account_id: int, patient_id: int) -> RowMapping:
+    """The account's patient (404 if it does not exist, 403 if it is another account's)."""
+    with ctx.db.read() as conn:
+        return owned_patient_in(conn, account_id, patient_id)

@@ -81,7 +81,7 @@ def process_pdf(ctx: Context, account_id: int, pdf_id: str, lease_owner: str) ->
     if row is None:
         return lambda _conn: None  # deleted since it was queued: nothing to do
     started = time.monotonic()
-    with _fetched(ctx, row) as path:
+    with fetched_copy(ctx, row) as path:
         try:
             document = extract_document(path, extraction_limits(ctx.settings))
         except ExtractionFailed as exc:
@@ -98,8 +98,9 @@ def forget(conn: Connection, account_id: int | None, pdf_id: str | None) -> None
         extractions.delete(conn, account_id, pdf_id)
 
 
-class _fetched:
-    """The PDF's bytes in a private file under <data dir>/work, checked against its SHA-256."""
+class fetched_copy:
+    """The PDF's bytes in a private file under <data dir>/work, checked against its SHA-256
+    (for the engines, which need a file: extraction here, page images in services/viewing)."""
 
     def __init__(self, ctx: Context, row: RowMapping) -> None:
         self._ctx, self._row = ctx, row

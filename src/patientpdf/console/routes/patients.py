@@ -18,6 +18,7 @@ from patientpdf.console.routes import audited
 from patientpdf.errors import BadRequest, Forbidden, NotFound
 from patientpdf.services import patients, pdfs, uploads
 from patientpdf.services.audit import AuditEvent
+from patientpdf.services.processing import Processing
 
 router = APIRouter()
 PatientId = Annotated[int, Path(ge=0, le=2**31 - 1)]
@@ -52,6 +53,31 @@ async def owned(patient_id: int, call: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(call, *args)
 
 
+def processing_label(processing: Processing) -> str:
+    if processing.status == "done" and processing.extraction is not None:
+        ocr = processing.extraction["pages_ocr"]
+        return "done" + (f" ({ocr} page{'s' if ocr != 1 else ''} by OCR)" if ocr else "")
+    if processing.status == "failed":
+        return f"failed: {processing.error}"
+    return {"running": "processing…", "queued": "queued"}.get(processing.status, processing.status)
+
+
+def shaped_pdfs(rows: Any, processing: dict[str, Processing]) -> list[dict[str, Any]]:
+    """The PDFs as the table shows them, each with where its processing stands."""
+    shaped = []
+    for row in rows:
+        state = processing[row["id"]]
+        shaped.append(
+            dict(row)
+            | {
+                "processing_status": state.status,
+                "processing_label": processing_label(state),
+                "processing_pending": state.status in ("queued", "running"),
+            }
+        )
+    return shaped
+
+
 @router.get("/patients")
 @audited("patient.list")
 async def list_patients(request: Request, session: SignedIn, q: Annotated[str, Query(max_length=200)] = "") -> Response:
@@ -83,18 +109,18 @@ async def create_patient(request: Request, session: Changing) -> Response:
 @audited("patient.read")
 async def patient_page(patient_id: PatientId, request: Request, session: SignedIn) -> Response:
     ctx = context_of(request)
-    patient, _newest = await owned(patient_id, patients.patient_with_newest_pdf, ctx, session.account_id, patient_id)
-    rows = await owned(patient_id, pdfs.list_pdfs, ctx, session.account_id, patient_id)
-    values = {"nav": "patients", "patient": patient, "pdfs": rows, "notice": request.query_params.get("notice")}
+    patient = await owned(patient_id, patients.owned_patient, ctx, session.account_id, patient_id)
+    rows, processing = await owned(patient_id, pdfs.list_pdfs, ctx, session.account_id, patient_id)
+    values = {"nav": "patients", "patient": patient, "pdfs": shaped_pdfs(rows, processing), "notice": request.query_params.get("notice")}
     return render(request, "patient.html", values, session=session)
 
 
 @router.get("/patients/{patient_id}/pdfs")
 @audited("pdf.list")
-async def pdf_rows(patient_id: PatientId, request: Request, session: SignedIn) -> Response:
+async def pdf_table(patient_id: PatientId, request: Request, session: SignedIn) -> Response:
     """The PDF table alone, for htmx: refreshed after each upload and while processing runs."""
-    rows = await owned(patient_id, pdfs.list_pdfs, context_of(request), session.account_id, patient_id)
-    return render(request, "_pdf_rows.html", {"pdfs": rows, "patient_id": patient_id}, session=session)
+    rows, processing = await owned(patient_id, pdfs.list_pdfs, context_of(request), session.account_id, patient_id)
+    return render(request, "_pdf_rows.html", {"pdfs": shaped_pdfs(rows, processing), "patient_id": patient_id}, session=session)
 
 
 @router.post("/patients/{patient_id}/pdfs")
@@ -103,7 +129,7 @@ async def upload(patient_id: PatientId, request: Request, session: Changing) -> 
     """The drop zone's upload, one PDF per request, checked and stored as the API's upload is.
     Answers JSON, so the page can show each file's outcome and the server's `detail`."""
     ctx = context_of(request)
-    await owned(patient_id, patients.patient_with_newest_pdf, ctx, session.account_id, patient_id)
+    await owned(patient_id, patients.owned_patient, ctx, session.account_id, patient_id)
     boundary = uploads.admit_body(ctx, request.headers.get("content-length"), request.headers.get("content-type"))
     upload = await uploads.receive(ctx, request.stream(), boundary)
     try:
