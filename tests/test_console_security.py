@@ -180,6 +180,7 @@ def test_another_accounts_patient_or_pdf_is_not_found(server: LiveServer, tenant
         f"/console/patients/{other.patient_id}/pdfs",
         f"/console/pdfs/{their_pdf}",
         f"/console/pdfs/{their_pdf}/delete",
+        f"/console/pdfs/{their_pdf}/pages/1.png",
         "/console/patients/999999",
         "/console/pdfs/pdf_00000000000000000000000000000",
     ):

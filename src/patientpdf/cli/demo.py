@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+from datetime import timedelta
+from urllib.parse import urlencode
 from pathlib import Path
 
 import click
@@ -22,6 +24,7 @@ def demo(base_url: str, as_json: bool) -> None:
     """Create (once) a demo account, key and patient, and print them with a curl upload."""
     from patientpdf.db import repositories as repo
     from patientpdf.services.accounts import create_account, create_key
+    from patientpdf.services.console_sessions import create_login_link
     from patientpdf.services.patients import create_patient
 
     context = open_context()
@@ -44,11 +47,21 @@ def demo(base_url: str, as_json: bool) -> None:
         f"curl --request POST --url {base_url}/patients/{patient['id']}/pdf/ "
         f"--header 'X-API-Key: {key}' --form file=@{shlex.quote(str(sample))} --form filename=demo.pdf"
     )
-    payload = {"account_id": account["id"], "api_key": key, "patient_id": patient["id"], "sample_pdf": str(sample), "curl": curl}
+    token, _link = create_login_link(context, account["id"], timedelta(minutes=10))
+    console_url = f"{base_url.rstrip('/')}/console/login?{urlencode({'token': token})}"
+    payload = {
+        "account_id": account["id"],
+        "api_key": key,
+        "patient_id": patient["id"],
+        "sample_pdf": str(sample),
+        "curl": curl,
+        "console_url": console_url,
+    }
     text = (
         f"demo account {account['id']}, patient {patient['id']}\n"
         f"API key (demo only; also in {key_file}): {key}\n"
-        f"upload a PDF:\n  {curl}"
+        f"upload a PDF:\n  {curl}\n"
+        f"open the console (this link signs in once, within 10 minutes):\n  {console_url}"
     )
     emit(as_json, payload, text)
 
