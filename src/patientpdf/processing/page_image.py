@@ -75,6 +75,8 @@ def _render(request: dict[str, object]) -> bytes:
     max_pixels = int(str(request["max_pixels"]))
     if width * height * scale * scale > max_pixels:
         scale = math.sqrt(max_pixels / max(width * height, 1.0))
+    while scale > 0.01 and math.ceil(width * scale) * math.ceil(height * scale) > max_pixels:
+        scale *= 0.995  # the bitmap's sides are rounded up
     bitmap = page.render(scale=scale, rev_byteorder=True, draw_annots=True, may_draw_forms=False)
     try:
         return png(bytes(bitmap.buffer), bitmap.width, bitmap.height, bitmap.stride)
