@@ -308,3 +308,17 @@ def test_the_pages_csrf_token_is_the_sessions(server: LiveServer, tenant: Tenant
     [row] = session_rows(server, tenant.account_id)
     page = browser.client.get("/console/patients").text
     assert csrf_of(page) == row["csrf_token"] and f'hx-headers=\'{{"X-CSRF-Token": "{row["csrf_token"]}"}}\'' in page
+
+
+def test_guessing_links_is_limited_per_address(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server(failed_auth_limit="3/minute")
+    tenant = server.tenant()
+    token = login_token(server, tenant.account_id)
+    with httpx.Client(base_url=server.base_url, headers={"Accept": "application/json"}) as client:
+        for guess in range(3):
+            assert client.get("/console/login", params={"token": f"ppl_guess{guess:040d}"}).status_code == 403
+        blocked = client.post("/console/login", data={"token": token}, headers=SAME_ORIGIN)
+        assert (blocked.status_code, blocked.json()["code"]) == (429, "too_many_failed_authentications")
+        assert "retry-after" in blocked.headers
+    with server.context.db.read() as conn:
+        assert conn.execute(select(console_login_links.c.used_at)).scalar_one() is None  # the real link is still unused

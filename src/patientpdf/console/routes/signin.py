@@ -37,7 +37,10 @@ async def home(request: Request) -> RedirectResponse:
 async def login_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> Response:
     """The link opens this page; its button signs in. A GET never uses the link, so a mail
     scanner or a chat preview that fetches it does not burn it."""
+    refuse_blocked_address(request)
     state, account_id = await run_in_threadpool(console_sessions.login_link_state, context_of(request), token)
+    if state is LinkState.INVALID:
+        note_failed_sign_in(request)
     if state is not LinkState.VALID:
         refusal = console_sessions.link_refusal(state)
         values = {"status": refusal.status, "code": refusal.code, "detail": refusal.detail}
