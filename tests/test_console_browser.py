@@ -1,7 +1,7 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright), against a real
 `patientpdf serve` process with its embedded job worker: what an account owner does in a day.
 
-One browser for the whole test session. Screenshots of the main pages, at 1280 px and on a
+One browser for the whole run. Screenshots of the main pages, at 1280 px and on a
 390 px phone screen, go to docs/screenshots/ (the README shows them).
 """
 
@@ -37,7 +37,9 @@ WAIT_MS = 90_000  # processing on a loaded 2-core machine
 WORD = "Hemoglobin"
 
 
-@pytest.fixture(scope="session")
+# Module scope: one browser for the run (only this module drives it), and Playwright's sync API
+# stops its event loop when the module ends, so later tests may run their own (asyncio.run).
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         unavailable(f"Debian's Chromium at {CHROMIUM} (make test installs it: scripts/install-browser.sh)")
