@@ -27,14 +27,17 @@ def demo(base_url: str, as_json: bool) -> None:
     context = open_context()
     key_file = context.settings.data_dir / "demo_key"
     with context.db.read() as conn:
-        account = repo.get_account_by_name(conn, DEMO_ACCOUNT)
-        patient = repo.list_patients(conn, account["id"])[0] if account else None
-    if account is None or patient is None or not key_file.exists():
-        account = account or create_account(context, DEMO_ACCOUNT)
-        patient = patient or create_patient(
-            context, account["id"], {"name": DEMO_PATIENT, "dob": "1970-01-01", "sex": "F", "additional_variables": {}}
-        )
-        key = create_key(context, account["id"], "demo")["key"]
+        found = repo.get_account_by_name(conn, DEMO_ACCOUNT)
+        patients = repo.list_patients(conn, found["id"]) if found else []
+    account_id: int | None = found["id"] if found else None
+    patient_id: int | None = patients[0]["id"] if patients else None
+    if account_id is None or patient_id is None or not key_file.exists():
+        if account_id is None:
+            account_id = int(create_account(context, DEMO_ACCOUNT)["id"])
+        if patient_id is None:
+            values = {"name": DEMO_PATIENT, "dob": "1970-01-01", "sex": "F", "additional_variables": {}}
+            patient_id = int(create_patient(context, account_id, values)["id"])
+        key = create_key(context, account_id, "demo")["key"]
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(key + "\n")
@@ -43,18 +46,18 @@ def demo(base_url: str, as_json: bool) -> None:
 
     def upload(path: Path, name: str) -> str:
         return (
-            f"curl --request POST --url {base_url}/patients/{patient['id']}/pdf/ "
+            f"curl --request POST --url {base_url}/patients/{patient_id}/pdf/ "
             f"--header 'X-API-Key: {key}' --form file=@{shlex.quote(str(path))} --form filename={name}"
         )
 
     curl, curl_scan = upload(sample, "demo.pdf"), upload(scan, "demo-scan.pdf")
     read = f"curl --header 'X-API-Key: {key}'"
     payload = {
-        "account_id": account["id"], "api_key": key, "patient_id": patient["id"], "sample_pdf": str(sample), "curl": curl,
+        "account_id": account_id, "api_key": key, "patient_id": patient_id, "sample_pdf": str(sample), "curl": curl,
         "sample_scan_pdf": str(scan), "curl_scan": curl_scan,
     }  # fmt: skip
     text = (
-        f"demo account {account['id']}, patient {patient['id']}\n"
+        f"demo account {account_id}, patient {patient_id}\n"
         f"API key (demo only; also in {key_file}): {key}\n"
         f"upload a PDF:\n  {curl}\n"
         f"and a scanned page (no text layer: it is OCRed):\n  {curl_scan}\n"
