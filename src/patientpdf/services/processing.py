@@ -263,6 +263,10 @@ def reprocess(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
 
 
 def delete_with_pdf(conn: Connection, account_id: int, pdf_id: str) -> None:
-    """In the transaction that deletes the PDF: its extraction, search entries and jobs."""
-    extractions.delete(conn, account_id, pdf_id)
+    """In the transaction that deletes the PDF: its jobs, extraction and search entries.
+
+    The jobs first: on PostgreSQL that waits for a worker's finish in progress (it holds the
+    job's row), so the pages it commits are seen and deleted here; a finish that comes later
+    finds no job and writes nothing."""
     job_queue.delete_for_subject(conn, account_id, pdf_id)
+    extractions.delete(conn, account_id, pdf_id)
