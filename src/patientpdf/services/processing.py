@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, RowMapping
 
+from patientpdf import storage
 from patientpdf.context import Context
 from patientpdf.db import extractions
 from patientpdf.db import jobs as job_queue
 from patientpdf.db import repositories as repo
-from patientpdf.errors import NotFound
+from patientpdf.errors import NotFound, Unavailable
 from patientpdf.security.ids import is_pdf_id
 from patientpdf.services.clock import now_utc
 from patientpdf.services.matching import page_terms
@@ -115,6 +116,9 @@ class _fetched:
                 for chunk in self._ctx.storage.open_range(self._row["storage_key"], 0, self._row["size"]):
                     digest.update(chunk)
                     handle.write(chunk)
+        except storage.StorageError as exc:
+            self._path.unlink(missing_ok=True)
+            raise Unavailable("The PDF's bytes could not be read from the storage; retried later.", code="storage_unavailable") from exc
         except BaseException:
             self._path.unlink(missing_ok=True)
             raise
