@@ -7,7 +7,9 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pikepdf
@@ -94,3 +96,32 @@ def start_worker(env: dict[str, str], log_path: Path, *args: str) -> subprocess.
         return subprocess.Popen(args or [CLI, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    """Wait for a state; the deadline only turns a broken build into a failure instead of a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.05)
+
+
+def processes_using(data_dir: Path) -> list[int]:
+    """Processes (serve, its workers, job workers, extraction children) started for this data directory."""
+    marker = f"PATIENTPDF_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                environ = (entry / "environ").read_bytes()
+                zombie = "zombie" in (entry / "status").read_text()
+            except OSError:
+                continue
+            if marker in environ.split(b"\0") and not zombie:
+                found.append(int(entry.name))
+    return found
+
+
+def assert_none_left(data_dir: Path) -> None:
+    """Every process started for the data directory ends (none is orphaned)."""
+    wait_until(lambda: not processes_using(data_dir), f"no process left for {data_dir}", timeout=60)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import LiveServer, Tenant
+from patientpdf.errors import Unprocessable
 from console_client import Browser, sign_in
-from patientpdf.processing import ExtractionLimits, render_png
+from patientpdf.services.viewing import render_png
+from patientpdf.settings import Settings
 from processing_helpers import drain, text_pdf
 
 PDF = text_pdf([[("Referral letter", 72, 720)], [("Serum Ferritin 41 ng/mL", 72, 700), ("café au lait macules", 72, 600)]])
@@ -78,6 +80,10 @@ def test_another_accounts_pages_are_not_searched(server: LiveServer, tenant: Ten
 def test_the_page_image_stays_under_the_pixel_limit(tmp_path: Path) -> None:
     path = tmp_path / "page.pdf"
     path.write_bytes(PDF)
-    image = render_png(path, 1, 20_000, ExtractionLimits(max_pixels=1_000_000))
+    image = render_png(path, 1, 20_000, Settings(data_dir=tmp_path, extract_max_pixels=1_000_000))
     width, height = png_size(image)
     assert width * height <= 1_000_000 and width > 800
+    with pytest.raises(Unprocessable) as refused:
+        render_png(path, 3, 1000, Settings(data_dir=tmp_path))
+    assert refused.value.code == "page_render_failed"
+

@@ -11,29 +11,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import LiveServer, Tenant
-from processing_helpers import count, search_rows_of, sql, start_worker, text_pdf, worker_env
+from processing_helpers import assert_none_left, count, search_rows_of, sql, start_worker, text_pdf, wait_until, worker_env
 
 GATED = str(Path(__file__).with_name("gated_worker.py"))
 LEASE_SECONDS = 3
 PAGES = [[("Kill test page one", 72, 700)], [("Riverside Family Clinic", 72, 700)]]
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+def processes(server: LiveServer) -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
@@ -41,6 +33,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             process.send_signal(signal.SIGCONT)
             process.kill()
         process.wait()
+    assert_none_left(server.data_dir)  # the killed workers' extraction children too
 
 
 def job_of(server: LiveServer, pdf_id: str) -> dict:

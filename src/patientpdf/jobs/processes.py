@@ -37,8 +37,7 @@ def run_worker(settings: Settings, handlers: Mapping[str, Handler] = HANDLERS, s
     configure_logging(settings.log_level)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda _signum, _frame: stop.set())
+        _stop_on_signals(stop)
     ctx = Context.from_settings(settings)
     try:
         sweep_work_files(settings)
@@ -47,18 +46,39 @@ def run_worker(settings: Settings, handlers: Mapping[str, Handler] = HANDLERS, s
         ctx.close()
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`. Not from the handler itself: it runs in the main thread,
+    which may be inside `stop.wait()` holding the event's lock, and would wait for itself."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        threading.Thread(target=stop.set, name="stop-on-signal", daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def _worker_process(parent_pid: int | None) -> None:
+    stop = threading.Event()
     if parent_pid is not None:
-        _die_with_parent(parent_pid)
-    run_worker(Settings())  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment
+        _stop_with_parent(parent_pid, stop)
+    run_worker(Settings(), stop=stop)  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """An embedded worker must not outlive `serve`, even when serve is killed with SIGKILL."""
+def _stop_with_parent(parent_pid: int, stop: threading.Event) -> None:
+    """A supervised worker must not outlive its parent, even one killed with SIGKILL: Linux
+    sends SIGTERM when the parent dies, and a watch on the parent covers the rest."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent_pid:  # the parent died before the line above took effect
-        sys.exit(0)
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                log.warning("the worker's parent %d is gone; stopping", parent_pid)
+                stop.set()
+
+    if os.getppid() != parent_pid:  # it died before the prctl took effect
+        stop.set()
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def start_worker_process(embedded: bool) -> BaseProcess:
@@ -113,8 +133,7 @@ def run_workers(settings: Settings, processes: int) -> None:
         return
     configure_logging(settings.log_level)
     stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stopping.set())
+    _stop_on_signals(stopping)
     workers = [start_worker_process(embedded=True) for _ in range(processes)]
     log.info("started %d worker processes", processes)
     try:

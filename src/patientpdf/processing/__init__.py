@@ -5,7 +5,6 @@ The door for the rest of patientpdf. Pure: it imports nothing from api/, service
     extract_document(path, limits)   in a sandboxed child process (use this for stored PDFs)
     extract_in_process(path, limits) the same here, without the sandbox (tests, benchmarks)
     engine_versions()                {"text": "pdfium …", "ocr": "tesseract … eng"}
-    render_png(path, page, width, limits)  one page as a PNG to look at, in a child process under the limits
 
 ExtractionFailed(code, detail) when nothing could be extracted; a DocumentExtraction with
 complete=False and a note when a limit or a bad page stopped part of it.
@@ -20,7 +19,6 @@ from .model import (
     PageExtraction,
     Word,
 )
-from .page_image import render_png
 from .sandbox import Extractor, extract_document
 
 __all__ = [
@@ -34,5 +32,4 @@ __all__ = [
     "engine_versions",
     "extract_document",
     "extract_in_process",
-    "render_png",
 ]

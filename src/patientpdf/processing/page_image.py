@@ -1,11 +1,12 @@
 """A page as a PNG for a person to look at (the console's viewer), rendered by PDFium in a
-child process under the extraction's limits, as every stored PDF is handled.
+child process: `python -m patientpdf.processing.page_image MAX_MEMORY_BYTES`.
 
-    render_png(path, page, width_px, limits) -> PNG bytes, or ExtractionFailed
-
-The child is `python -m patientpdf.processing.page_image MAX_MEMORY_BYTES`: it limits its own
-address space, reads one JSON request on stdin and writes the PNG to stdout. A page that
-makes PDFium spin is killed at the page time limit; one that eats memory hits RLIMIT_AS.
+The child limits its own address space, reads one JSON request on stdin
+({"path", "page", "width_px", "max_pixels", "max_pages"}) and writes the PNG to stdout; it
+exits with EXIT_MEMORY when the page needs more memory than the limit and EXIT_NO_PAGE when
+there is no such page or PDFium cannot open the file. The parent (services/viewing.py) starts
+it without importing this package, so API processes never load the engines, and kills it at
+the page time limit.
 """
 
 from __future__ import annotations
@@ -15,36 +16,11 @@ import math
 import os
 import resource
 import struct
-import subprocess
 import sys
 import zlib
-from pathlib import Path
 
-from .model import ENGINE_CRASHED, MEMORY_LIMIT, PDF_UNREADABLE, TIMEOUT, ExtractionFailed, ExtractionLimits
-
-# Starting Python and importing PDFium, on top of the page's own time limit (a busy machine).
-STARTUP_SECONDS = 30.0
-_EXIT_CODES = {3: (MEMORY_LIMIT, "the page needs more memory than the limit allows"), 4: (PDF_UNREADABLE, "no such page, or PDFium cannot open the file")}
-
-
-def render_png(path: Path, page: int, width_px: int, limits: ExtractionLimits) -> bytes:
-    """Page `page` (1-based) about `width_px` wide, never over `limits.max_pixels` pixels."""
-    request = {"path": str(path), "page": page, "width_px": width_px, "max_pixels": limits.max_pixels, "max_pages": limits.max_pages}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "patientpdf.processing.page_image", str(limits.max_memory_bytes)],
-            input=json.dumps(request).encode(),
-            capture_output=True,
-            timeout=limits.page_timeout_seconds + STARTUP_SECONDS,
-            env={**os.environ, "OMP_THREAD_LIMIT": "1"},
-            close_fds=True,
-        )
-    except subprocess.TimeoutExpired:  # subprocess.run has killed the child
-        raise ExtractionFailed(TIMEOUT, "rendering the page took longer than the page time limit") from None
-    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
-        code, detail = _EXIT_CODES.get(done.returncode, (ENGINE_CRASHED, "the renderer failed on this page"))
-        raise ExtractionFailed(code, detail)
-    return done.stdout
+EXIT_MEMORY = 3
+EXIT_NO_PAGE = 4
 
 
 def png(pixels: bytes, width: int, height: int, stride: int) -> bytes:
@@ -65,10 +41,10 @@ def _render(request: dict[str, object]) -> bytes:
     try:
         doc = pdfium.PdfDocument(str(request["path"]))
     except pdfium.PdfiumError:
-        sys.exit(4)
+        sys.exit(EXIT_NO_PAGE)
     number = int(str(request["page"]))
     if not 1 <= number <= min(len(doc), int(str(request["max_pages"]))):
-        sys.exit(4)
+        sys.exit(EXIT_NO_PAGE)
     page = doc[number - 1]
     width, height = page.get_size()  # as displayed: PDFium applies /Rotate and the CropBox
     scale = int(str(request["width_px"])) / max(width, 1.0)
@@ -93,7 +69,7 @@ def main(argv: list[str]) -> int:
     try:
         image = _render(json.loads(sys.stdin.read()))
     except MemoryError:
-        return 3
+        return EXIT_MEMORY
     out.write(image)
     out.flush()
     return 0
