@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test clean
+.PHONY: install browser run test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ $(VENV)/.installed-test: pyproject.toml clients/python/pyproject.toml | $(BIN)/p
 # A development environment: the service and the test tools.
 install: $(VENV)/.installed-test
 
+# Debian's Chromium for the console's browser tests (scripts/install-browser.sh; apt-get as root)
+browser:
+	scripts/install-browser.sh
+
 run: $(VENV)/.installed-serve
 	$(BIN)/patientpdf db upgrade
 	$(BIN)/patientpdf demo --base-url http://$(HOST):$(PORT)
 	$(BIN)/patientpdf serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check src tests bench clients
 	$(BIN)/python -m pytest -n auto
 

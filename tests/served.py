@@ -22,7 +22,7 @@ def curl(*args: str) -> str:
 
 
 class Served:
-    def __init__(self, data_dir: Path, workers: int, extra_env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, workers: int, extra_env: dict[str, str], new_session: bool = False) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PATIENTPDF_DATA_DIR": str(data_dir), **extra_env}
@@ -31,9 +31,14 @@ class Served:
         demo = subprocess.run([CLI, "demo", "--json", "--base-url", self.base_url], env=self.env, capture_output=True, text=True)
         assert demo.returncode == 0, demo.stderr
         self.demo = json.loads(demo.stdout)
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
+        # new_session: serve and everything it starts form a process group of their own (kill_group)
         self.process = subprocess.Popen(
-            [CLI, "serve", "--port", str(self.port), "--workers", str(workers)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+            [CLI, "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -48,7 +53,15 @@ class Served:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill_group(self) -> None:
+        """SIGKILL to serve, its API workers, its job worker and their children at once: a crash."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.log.close()
+
     def stop(self) -> None:
+        if self.process.returncode is not None:
+            return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=15)

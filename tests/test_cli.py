@@ -78,7 +78,10 @@ def test_errors_exit_non_zero_with_a_message_on_stderr(tmp_path: Path, args: tup
 def test_demo_is_created_once(tmp_path: Path) -> None:
     first = run_json(tmp_path, "demo")
     second = run_json(tmp_path, "demo")
+    links = (first.pop("console_url"), second.pop("console_url"))
     assert first == second
+    # each run prints a fresh single-use sign-in link to the console
+    assert links[0] != links[1] and all(link.startswith("http://127.0.0.1:8000/console/login?token=ppl_") for link in links)
     assert first["api_key"].startswith("ppk_")
     assert f"/patients/{first['patient_id']}/pdf/" in first["curl"]
     assert Path(first["sample_pdf"]).read_bytes().startswith(b"%PDF-")

@@ -161,3 +161,25 @@ def _fds(pid: int) -> list[str]:
         return [str(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
     except OSError:
         return []
+
+
+def test_the_embedded_worker_processes_the_demo_pdfs_and_search_finds_them(served: Served) -> None:
+    """`make run` in short: serve's embedded worker extracts the demo PDF and the scanned demo
+    page uploaded with the printed curl commands; the extraction and the search find their words."""
+    from processing_helpers import wait_until
+
+    headers = {"X-API-Key": served.demo["api_key"]}
+    ids = [json.loads(subprocess.run(served.demo[name], shell=True, capture_output=True, text=True, check=True).stdout)["id"] for name in ("curl", "curl_scan")]
+
+    def extraction(pdf_id: str) -> httpx.Response:
+        return httpx.get(f"{served.base_url}/pdfs/{pdf_id}/extraction", headers=headers)
+
+    for pdf_id in ids:
+        wait_until(lambda: extraction(pdf_id).status_code == 200, "the embedded worker processes the upload")  # noqa: B023
+    text_page, scanned = (extraction(pdf_id).json()["pages"][0] for pdf_id in ids)
+    assert text_page["source"] == "text" and scanned["source"] == "ocr"
+    for page in (text_page, scanned):
+        assert "Riverside Family Clinic" in page["text"]
+    found = httpx.get(f"{served.base_url}/search", params={"q": '"riverside family clinic"'}, headers=headers).json()["results"]
+    assert sorted(result["pdf_id"] for result in found) == sorted(ids)
+    assert all(len(result["highlights"]) == 3 for result in found)

@@ -9,14 +9,15 @@ from importlib.resources import files
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from patientpdf import __version__
 from patientpdf.api.audit import AuditMiddleware
 from patientpdf.api.errors import install_error_handlers
 from patientpdf.api.middleware import RequestLogMiddleware, SecurityHeadersMiddleware
-from patientpdf.api.routes import health, keys, patients, pdfs, uploads
+from patientpdf.api.routes import health, keys, patients, pdfs, search, uploads
+from patientpdf.console import create_console
 from patientpdf.context import Context
 from patientpdf.logging import configure_logging
 from patientpdf.settings import Settings
@@ -49,9 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    for router in (uploads.router, pdfs.router, patients.router, keys.router, health.router):
+    for router in (uploads.router, pdfs.router, patients.router, search.router, keys.router, health.router):
         app.include_router(router)
     _mount_offline_docs(app)
+    _mount_console(app, context)
     _document_errors_as_served(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # outside the audit: its 503 gets the headers too
@@ -77,6 +79,15 @@ def _document_errors_as_served(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mount_console(app: FastAPI, context: Context) -> None:
+    """The web console (console/), its own app: HTML pages, sessions instead of API keys."""
+    app.mount("/console", create_console(context))
+
+    @app.get("/console", include_in_schema=False)
+    async def console_root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=308)
 
 
 def _mount_offline_docs(app: FastAPI) -> None:

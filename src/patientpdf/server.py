@@ -4,7 +4,9 @@ uvicorn's own multi-worker mode hands every worker one shared listening socket: 
 worker wakes first accepts, so keep-alive clients pile onto one worker while the other idles
 (measured: 16 benchmark connections all on one of two workers). Here each worker binds its
 own socket with SO_REUSEPORT and the kernel spreads new connections across them. The parent
-only supervises: it forwards shutdown signals and replaces a worker that dies.
+only supervises: it forwards shutdown signals and replaces a worker that dies. It also runs
+the embedded job worker (jobs/), a process of its own beside the API workers, so extraction
+never competes with an event loop; it stops with serve, even when serve is killed.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import logging
 import multiprocessing
 import signal
 import socket
+import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+
+if TYPE_CHECKING:
+    from patientpdf.jobs import EmbeddedWorker
 
 log = logging.getLogger("patientpdf.server")
 
@@ -49,9 +55,26 @@ def _worker(host: str, port: int) -> None:
     uvicorn.Server(uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS)).run(sockets=[sock])
 
 
-def run(host: str, port: int, workers: int) -> None:
+def _embedded_worker(enabled: bool) -> EmbeddedWorker | None:
+    if not enabled:
+        return None
+    from patientpdf.jobs import EmbeddedWorker
+
+    return EmbeddedWorker()
+
+
+def run(host: str, port: int, workers: int, embedded_worker: bool = False) -> None:
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+        job_worker = _embedded_worker(embedded_worker)
+        done = threading.Event()
+        if job_worker is not None:
+            job_worker.watch(done)
+        try:
+            uvicorn.run(APP, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+        finally:
+            done.set()
+            if job_worker is not None:
+                job_worker.stop()
         return
     # Bound, never listened on: it reserves the address (and fails fast if it is taken)
     # but takes no connections.
@@ -71,6 +94,7 @@ def run(host: str, port: int, workers: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     processes = [start_worker() for _ in range(workers)]
+    job_worker = _embedded_worker(embedded_worker)
     log.info("started %d workers on %s:%d", workers, host, port)
     try:
         while not stopping:
@@ -80,7 +104,11 @@ def run(host: str, port: int, workers: int) -> None:
                     log.error("worker %s exited with %s; starting a new one", process.pid, process.exitcode)
                     time.sleep(1)  # no tight loop if workers cannot start at all
                     processes[index] = start_worker()
+            if job_worker is not None and not stopping:
+                job_worker.restart_if_dead()
     finally:
+        if job_worker is not None:
+            job_worker.process.terminate()  # it finishes its job while the API workers drain
         for process in processes:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes in-flight requests
@@ -90,5 +118,7 @@ def run(host: str, port: int, workers: int) -> None:
             if process.is_alive():
                 process.kill()
                 process.join()
+        if job_worker is not None:
+            job_worker.stop()
         reservation.close()
         log.info("stopped")

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     key_rate_limit: str | None = Field(None, description="Requests allowed per API key, e.g. `600/minute`; default: no limit.")
     rate_limit_storage: str = Field("memory://", description="Where rate-limit counters live: `memory://` (per process) or `redis://host:port` (shared by every process).")
     rate_limit_prefix: str = Field("patientpdf", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Namespace of the rate-limit counters; deployments that share one Redis but must count apart use different prefixes.")
+    console_idle_timeout_seconds: int = Field(1800, gt=0, description="A console session unused for this long ends; the user signs in again with a new link.")
+    console_session_max_seconds: int = Field(43200, gt=0, description="A console session ends this long after sign-in, however active.")
     # S3-compatible storage; each falls back to the standard AWS_* variable when unset.
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, SeaweedFS, Ceph); else AWS_ENDPOINT_URL, else AWS.")
     s3_region: str | None = Field(None, description="S3 region; else AWS_REGION / AWS_DEFAULT_REGION.")
@@ -40,6 +42,20 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = Field(None, description="S3 secret key; else AWS_SECRET_ACCESS_KEY.")
     s3_presign: bool = Field(False, description="Return the store's own presigned URL as `url`, so downloads bypass the API.")
     s3_abandoned_upload_seconds: int = Field(3600, gt=0, description="An S3 multipart upload under our prefix that started longer ago than this is abandoned: `serve` aborts it at start, `storage check` lists it, `storage repair` aborts it. Keep it above the longest upload.")
+    # Background jobs (jobs/): processing every stored PDF.
+    embedded_worker: bool = Field(True, description="`serve` also runs one job worker process (false: run `patientpdf worker` yourself).")
+    worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for due jobs.")
+    job_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job stays a worker's without renewal; the worker renews it every third of this while it works, and a job whose worker stopped is claimable again after it.")
+    job_max_attempts: int = Field(5, ge=1, description="Attempts of a job (claims, including ones whose worker died) before it is `failed`.")
+    job_retry_base_seconds: float = Field(10.0, gt=0, description="Backoff after a job's first failed attempt; doubled after each further one, with jitter.")
+    job_retry_max_seconds: float = Field(3600.0, gt=0, description="The longest backoff between two attempts of a job.")
+    # Extraction limits (processing/): every PDF is extracted in a child process bound by these.
+    extract_max_pages: int = Field(2000, gt=0, description="A PDF with more pages is not extracted: its processing fails with `too_many_pages`.")
+    extract_page_timeout_seconds: float = Field(60.0, gt=0, description="Time allowed per page (rendering and OCR); a page over it is skipped and named in `note`.")
+    extract_total_timeout_seconds: float = Field(900.0, gt=0, description="Time allowed per PDF; past it the PDF is `done` with the pages finished, said in `note`.")
+    extract_max_memory_mb: int = Field(1024, ge=64, description="Address space of the extraction child process, in MiB.")
+    extract_dpi: int = Field(300, ge=50, le=300, description="Resolution at which pages without a text layer are rendered for OCR.")
+    extract_max_pixels: int = Field(25_000_000, ge=1_000_000, description="Pixels of one rendered page at most; the resolution is lowered to stay under it.")
 
     @field_validator("public_base_url")
     @classmethod

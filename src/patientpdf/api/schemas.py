@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import RowMapping
 
 from patientpdf.errors import Unauthenticated
+if TYPE_CHECKING:
+    from patientpdf.services.processing import Extraction, Processing
 
 
 def rfc3339(moment: datetime) -> str:
@@ -44,11 +46,19 @@ class UploadedPdf(BaseModel):
     )
 
 
+class ProcessingState(BaseModel):
+    status: Literal["queued", "running", "done", "failed"] = Field(description="Where the PDF's processing (text and word boxes) stands")
+    pages_ocr: int | None = Field(description="Pages whose words came from OCR (null until extracted)")
+    error: str | None = Field(description="Stable code of the failure when status is failed, else null")
+    finished_at: datetime | None = Field(description="When processing last finished (done or failed)")
+
+
 class PdfMetadata(UploadedPdf):
     size: int = Field(description="Size of the PDF in bytes")
     content_type: str = Field(description="Always application/pdf")
     pages: int = Field(description="Number of pages")
     repaired: bool = Field(description="True if the PDF had small cross-reference damage that viewers repair silently")
+    processing: ProcessingState
 
 
 def uploaded_pdf_body(row: RowMapping | dict[str, Any], url: str) -> dict[str, Any]:
@@ -64,7 +74,7 @@ def uploaded_pdf_body(row: RowMapping | dict[str, Any], url: str) -> dict[str, A
     }
 
 
-def pdf_metadata_body(row: RowMapping | dict[str, Any], url: str) -> dict[str, Any]:
+def pdf_metadata_body(row: RowMapping | dict[str, Any], url: str, processing: Processing) -> dict[str, Any]:
     body = uploaded_pdf_body(row, url)
     del body["duplicate_of"]  # a fact about one upload, not about the PDF
     return {
@@ -73,6 +83,68 @@ def pdf_metadata_body(row: RowMapping | dict[str, Any], url: str) -> dict[str, A
         "content_type": row["content_type"],
         "pages": row["page_count"],
         "repaired": row["repaired"],
+        "processing": processing_body(processing),
+    }
+
+
+def processing_body(processing: Processing) -> dict[str, Any]:
+    extraction = processing.extraction
+    return {
+        "status": processing.status,
+        "pages_ocr": extraction["pages_ocr"] if extraction is not None else None,
+        "error": processing.error,
+        "finished_at": rfc3339(processing.finished_at) if processing.finished_at else None,
+    }
+
+
+# The document JSON: words as [text, x1, y1, x2, y2, confidence] in PDF points, origin at the
+# top-left of the page as displayed; confidence is Tesseract's (0-100) for OCR words, null for
+# text-layer words.
+class ExtractedPage(BaseModel):
+    page: int
+    width: float
+    height: float
+    rotation: int
+    source: Literal["text", "ocr", "none"]
+    text: str
+    words: list[tuple[str, float, float, float, float, float | None]] | None = None
+
+
+class ExtractionDocument(BaseModel):
+    pdf_id: str
+    sha256: str
+    status: Literal["queued", "running", "done", "failed"]
+    error: str | None = Field(None, description="When status is failed: a stable code")
+    page_count: int | None = None
+    engines: dict[str, str] | None = None
+    complete: bool | None = Field(None, description="False when a limit or a bad page stopped part of the extraction (see note)")
+    note: str | None = None
+    pages: list[ExtractedPage] | None = None
+
+
+def extraction_body(extraction: Extraction, with_words: bool = True) -> dict[str, Any]:
+    """The document JSON; without pages while the PDF waits for its processing or if it failed."""
+    pdf, processing = extraction.pdf, extraction.processing
+    body: dict[str, Any] = {"pdf_id": pdf["id"], "sha256": pdf["sha256"]}
+    found = processing.extraction
+    if found is None:
+        body["status"] = processing.status
+        if processing.status == "failed":
+            body["error"] = processing.error
+        return body
+    pages = []
+    for page in extraction.pages:
+        item = {name: page[name] for name in ("page", "width", "height", "rotation", "source", "text")}
+        if with_words:
+            item["words"] = page["words"]
+        pages.append(item)
+    return body | {
+        "status": "done",
+        "page_count": found["page_count"],
+        "engines": found["engines"],
+        "complete": found["complete"],
+        "note": found["note"],
+        "pages": pages,
     }
 
 
@@ -100,10 +172,13 @@ class Patient(BaseModel):
     sex: str | None
     additional_variables: dict[str, Any]
     pdf_file: str | None = Field(description="Signed URL of the patient's newest PDF, or null")
-    pdf_json_cache: dict[str, Any] | None = Field(description="JSON extracted from the PDF, or null (not yet extracted)")
+    pdf_json_cache: dict[str, Any] | None = Field(
+        description="GET /patients/{id}/: the document JSON of the patient's newest processed PDF, pages' text without "
+        "word boxes, plus `extraction_url` (the full document); null until a PDF is processed, and in lists"
+    )
 
 
-def patient_body(row: RowMapping, pdf_url: str | None) -> dict[str, Any]:
+def patient_body(row: RowMapping, pdf_url: str | None, cache: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -111,8 +186,34 @@ def patient_body(row: RowMapping, pdf_url: str | None) -> dict[str, Any]:
         "sex": row["sex"],
         "additional_variables": row["additional_variables"],
         "pdf_file": pdf_url,
-        "pdf_json_cache": None,
+        "pdf_json_cache": cache,
     }
+
+
+def pdf_json_cache_body(extraction: Extraction, base_url: str) -> dict[str, Any]:
+    return extraction_body(extraction, with_words=False) | {"extraction_url": f"{base_url}/pdfs/{extraction.pdf['id']}/extraction"}
+
+
+class Highlight(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class SearchResult(BaseModel):
+    pdf_id: str
+    patient_id: int
+    page: int = Field(description="1-based page number")
+    width: float = Field(description="The page's width in points, as displayed")
+    height: float = Field(description="The page's height in points, as displayed")
+    snippet: str = Field(description="HTML: words around the match, escaped, matched words in <mark>…</mark>")
+    highlights: list[Highlight] = Field(description="Boxes of the matched words (PDF points, top-left origin)")
+
+
+class SearchResults(BaseModel):
+    results: list[SearchResult]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page of results; null on the last")
 
 
 class Health(BaseModel):

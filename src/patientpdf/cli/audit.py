@@ -23,13 +23,11 @@ def audit_export(account_id: int | None, since: datetime | None, fmt: str) -> No
     """Write the records to stdout, oldest first."""
     from datetime import timezone
 
-    from patientpdf.services.audit import export_rows, format_rows
+    from patientpdf.services.audit import AuditFilter, export
 
-    context = open_context()
-    with context.db.read() as conn:
-        rows = export_rows(conn, account_id, since.replace(tzinfo=timezone.utc) if since else None)
-        for chunk in format_rows(rows, fmt):
-            sys.stdout.write(chunk)
+    selection = AuditFilter(account_id=account_id, since=since.replace(tzinfo=timezone.utc) if since else None)
+    for chunk in export(open_context(), selection, fmt):
+        sys.stdout.write(chunk)
 
 
 @audit.command("verify")

@@ -11,12 +11,15 @@ import click
 
 from patientpdf.cli.accounts import accounts
 from patientpdf.cli.audit import audit
+from patientpdf.cli.console import console
 from patientpdf.cli.demo import demo
+from patientpdf.cli.jobs import jobs
 from patientpdf.cli.keys import keys
 from patientpdf.cli.links import links
 from patientpdf.cli.patients import patients
 from patientpdf.cli.serve import db, serve
 from patientpdf.cli.storage import storage
+from patientpdf.cli.worker import worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +27,7 @@ def cli() -> None:
     """patientpdf: upload, store and serve patients' PDFs."""
 
 
-for command in (serve, db, accounts, keys, links, audit, patients, storage, demo):
+for command in (serve, worker, jobs, db, accounts, keys, links, audit, patients, storage, demo, console):
     cli.add_command(command)
 
 

@@ -17,7 +17,7 @@ from patientpdf.cli.common import emit, json_option, load_settings, redacted
 @click.option("--workers", default=None, type=int, help="Worker processes [default: number of CPUs]")
 @json_option
 def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
-    """Migrate the database, then serve the API."""
+    """Migrate the database, then serve the API (and, unless PATIENTPDF_EMBEDDED_WORKER=false, one job worker)."""
     from patientpdf.db.migrate import upgrade
     from patientpdf.logging import configure_logging
     from patientpdf.security.links import load_or_create_secret
@@ -36,9 +36,11 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     sweep_spool(settings.spool_dir)
     sweep_abandoned_uploads_in_background(settings)  # multipart uploads a killed process left open
     workers = workers or os.cpu_count() or 1
-    emit(as_json, {"host": host, "port": port, "workers": workers}, f"serving on http://{host}:{port} with {workers} workers")
+    embedded = settings.embedded_worker
+    text = f"serving on http://{host}:{port} with {workers} workers" + (" and an embedded job worker" if embedded else "")
+    emit(as_json, {"host": host, "port": port, "workers": workers, "embedded_worker": embedded}, text)
     sys.stdout.flush()
-    run(host, port, workers)
+    run(host, port, workers, embedded_worker=embedded)
 
 
 def sweep_spool(spool_dir: Path, older_than_seconds: int = 3600) -> None:

@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
-from patientpdf.db.schema import accounts, api_keys, idempotency_keys, link_salts, patients, pdfs
+from patientpdf.db.schema import (
+    accounts,
+    api_keys,
+    console_login_links,
+    console_sessions,
+    idempotency_keys,
+    link_salts,
+    patients,
+    pdfs,
+)
 
 # accounts ---------------------------------------------------------------------------------
 
@@ -107,10 +116,15 @@ def patient_exists_in_any_account(conn: Connection, patient_id: int) -> bool:
     return conn.execute(select(patients.c.id).where(patients.c.id == patient_id)).first() is not None
 
 
-def list_patients(conn: Connection, account_id: int, after: int | None = None, limit: int | None = None) -> Sequence[RowMapping]:
+def list_patients(
+    conn: Connection, account_id: int, after: int | None = None, limit: int | None = None, name_contains: str | None = None
+) -> Sequence[RowMapping]:
     query = select(patients).where(patients.c.account_id == account_id).order_by(patients.c.id).limit(limit)
     if after is not None:
         query = query.where(patients.c.id > after)
+    if name_contains:
+        # case-insensitive on both databases; the user's % and _ are matched as themselves
+        query = query.where(func.lower(patients.c.name).contains(name_contains.lower(), autoescape=True))
     return conn.execute(query).mappings().all()
 
 
@@ -245,3 +259,81 @@ def newest_link_salt(conn: Connection) -> str:
 
 def insert_link_salt(conn: Connection, salt: str, now: datetime) -> None:
     conn.execute(insert(link_salts).values(salt=salt, created_at=now))
+
+
+# console sign-in links and sessions -------------------------------------------------------
+
+
+def insert_login_link(conn: Connection, account_id: int, token_hash: str, now: datetime, expires_at: datetime) -> RowMapping:
+    values = {"account_id": account_id, "token_hash": token_hash, "created_at": now, "expires_at": expires_at}
+    new_id = conn.execute(insert(console_login_links).values(**values)).inserted_primary_key[0]  # type: ignore[index]
+    return conn.execute(select(console_login_links).where(console_login_links.c.id == new_id)).mappings().one()
+
+
+def find_login_link_for_sign_in(conn: Connection, token_hash: str) -> RowMapping | None:
+    """Unscoped by design: the link is what names the account."""
+    return conn.execute(select(console_login_links).where(console_login_links.c.token_hash == token_hash)).mappings().first()
+
+
+def use_login_link(conn: Connection, link_id: int, now: datetime) -> bool:
+    """Mark the link used; False if another request used it first (single use under concurrency)."""
+    links = console_login_links.c
+    result = conn.execute(
+        update(console_login_links).where(links.id == link_id, links.used_at.is_(None), links.expires_at > now).values(used_at=now)
+    )
+    return result.rowcount == 1
+
+
+def insert_console_session(conn: Connection, values: dict[str, Any]) -> RowMapping:
+    new_id = conn.execute(insert(console_sessions).values(**values)).inserted_primary_key[0]  # type: ignore[index]
+    return get_console_session(conn, new_id)  # type: ignore[return-value]
+
+
+def get_console_session(conn: Connection, session_id: int) -> RowMapping | None:
+    """Unscoped: the services check the account (operators' CLI commands see every account)."""
+    return conn.execute(select(console_sessions).where(console_sessions.c.id == session_id)).mappings().first()
+
+
+_SESSION_BY_HASH = select(console_sessions).where(console_sessions.c.token_hash == bindparam("token_hash"))
+
+
+def find_console_session_for_authentication(conn: Connection, token_hash: str) -> RowMapping | None:
+    """Unscoped by design: the session cookie is what names the account."""
+    return conn.execute(_SESSION_BY_HASH, {"token_hash": token_hash}).mappings().first()
+
+
+def list_console_sessions(conn: Connection, account_id: int | None, include_ended: bool) -> Sequence[RowMapping]:
+    query = select(console_sessions).order_by(console_sessions.c.id)
+    if account_id is not None:
+        query = query.where(console_sessions.c.account_id == account_id)
+    if not include_ended:
+        query = query.where(console_sessions.c.ended_at.is_(None))
+    return conn.execute(query).mappings().all()
+
+
+def touch_console_session(conn: Connection, session_id: int, now: datetime) -> None:
+    sessions = console_sessions.c
+    conn.execute(update(console_sessions).where(sessions.id == session_id, sessions.ended_at.is_(None)).values(last_seen_at=now))
+
+
+def end_console_session(conn: Connection, session_id: int, now: datetime, reason: str) -> bool:
+    """End a live session; False if it had already ended (the first reason stays)."""
+    sessions = console_sessions.c
+    result = conn.execute(
+        update(console_sessions)
+        .where(sessions.id == session_id, sessions.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
+    return result.rowcount == 1
+
+
+def pdf_names(conn: Connection, account_id: int, pdf_ids: Sequence[str]) -> dict[str, RowMapping]:
+    """The file name and the patient's name of each of the account's PDFs (search results)."""
+    if not pdf_ids:
+        return {}
+    query = (
+        select(pdfs.c.id, pdfs.c.filename, pdfs.c.patient_id, patients.c.name.label("patient_name"))
+        .join(patients, patients.c.id == pdfs.c.patient_id)
+        .where(pdfs.c.account_id == account_id, pdfs.c.id.in_(list(pdf_ids)))
+    )
+    return {row["id"]: row for row in conn.execute(query).mappings()}

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -138,4 +139,105 @@ link_salts = Table(
     Column("id", Integer, primary_key=True),
     Column("salt", String(64), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+
+# Background work, one row per job (jobs/ runs them). A job is inserted in the transaction of
+# the row it is about, so a committed PDF always has its `process_pdf` job. A worker claims
+# a due job by taking a lease (`lease_owner` is unique per claim, so it is also the fencing
+# token) and finishes it with a write that succeeds only while it still holds that lease.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(40), nullable=False),  # e.g. process_pdf
+    Column("subject", String(100), nullable=True),  # what the job is about, e.g. a PDF id
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(10), nullable=False),  # queued, running, done, failed
+    Column("attempts", Integer, nullable=False),  # claims so far
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_at", UtcDateTime, nullable=False),  # due from then (later after a failure: backoff)
+    Column("lease_owner", String(100), nullable=True),  # host:pid/claim of the worker holding it
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("error", String(60), nullable=True),  # stable code of the last failure
+    Column("last_error", Text, nullable=True),  # what happened, without patient data
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_jobs_status_run_at", "status", "run_at"),
+    Index("ix_jobs_status_lease_until", "status", "lease_until"),
+    # one job per kind and subject: processing a PDF again requeues its job
+    Index("ux_jobs_kind_subject", "kind", "subject", unique=True),
+)
+
+# What processing found in a PDF: one row per processed PDF, its pages below. Written (and
+# replaced) in the transaction that finishes the PDF's job.
+pdf_extractions = Table(
+    "pdf_extractions",
+    metadata,
+    Column("pdf_id", String(40), ForeignKey("pdfs.id"), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("page_count", Integer, nullable=False),
+    Column("pages_ocr", Integer, nullable=False),
+    Column("engines", JSON, nullable=False),  # {"text": "pdfium 6721", "ocr": "tesseract 5.3.4 eng"}
+    Column("complete", Boolean, nullable=False),  # false: only the pages it finished (see note)
+    Column("note", Text, nullable=True),
+    Column("written_by", String(100), nullable=False),  # the lease that wrote it
+    Column("finished_at", UtcDateTime, nullable=False),
+    Index("ix_pdf_extractions_account_patient", "account_id", "patient_id", "pdf_id"),
+)
+
+# One row per extracted page. `id` is also the row id of the page's search entry
+# (`page_search`, created by the migration per database: FTS5 on SQLite, tsvector on PostgreSQL).
+pdf_pages = Table(
+    "pdf_pages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pdf_id", String(40), ForeignKey("pdfs.id"), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("patient_id", Integer, ForeignKey("patients.id"), nullable=False),
+    Column("page", Integer, nullable=False),  # 1-based
+    Column("width", Float, nullable=False),  # PDF points, as displayed (after /Rotate and the CropBox)
+    Column("height", Float, nullable=False),
+    Column("rotation", Integer, nullable=False),
+    Column("source", String(8), nullable=False),  # text, ocr or none
+    Column("text", Text, nullable=False),
+    Column("words", JSON, nullable=False),  # [[text, x1, y1, x2, y2, confidence or null], ...]
+    Index("ux_pdf_pages_pdf_page", "pdf_id", "page", unique=True),
+    Index("ix_pdf_pages_account_patient", "account_id", "patient_id"),
+)
+
+# Tables the migration creates per database and that SQLAlchemy does not describe.
+SEARCH_TABLE = "page_search"
+
+# The console's sign-in: single-use links (only their hash is kept) that start sessions.
+console_login_links = Table(
+    "console_login_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+)
+
+# Server-side console sessions: the cookie holds the token, the row holds its hash. A session
+# ends by sign-out, revocation or timeout (idle: last_seen_at; absolute: expires_at).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False, unique=True),  # names the session in listings and the audit trail
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("client", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("end_reason", String(20), nullable=True),  # signed_out, revoked, idle, expired
 )

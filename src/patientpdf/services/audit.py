@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, RowMapping, Select, insert, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from patientpdf.context import Context
 from patientpdf.db.schema import audit_events
 from patientpdf.errors import Unavailable
 from patientpdf.services.clock import now_utc
@@ -100,14 +101,76 @@ def verify(conn: Connection, key: bytes) -> tuple[int, list[ChainProblem]]:
     return count, problems
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which records to read; every field narrows the selection, None leaves it open."""
+
+    account_id: int | None = None
+    since: datetime | None = None  # at or after
+    until: datetime | None = None  # before
+    action: str | None = None
+    key_prefix: str | None = None  # records made by this API key or console session, or about it
+    pdf_id: str | None = None
+
+
+def _select(selection: AuditFilter) -> Select[Any]:
+    columns = audit_events.c
+    query = select(audit_events)
+    for column, value in (
+        (columns.account_id, selection.account_id),
+        (columns.action, selection.action),
+        (columns.pdf_id, selection.pdf_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if selection.key_prefix is not None:
+        query = query.where(or_(columns.key_prefix == selection.key_prefix, columns.subject == selection.key_prefix))
+    if selection.since is not None:
+        query = query.where(columns.at >= selection.since)
+    if selection.until is not None:
+        query = query.where(columns.at < selection.until)
+    return query
+
+
+def _exported(row: RowMapping) -> dict[str, Any]:
+    return {name: (_timestamp(row[name]) if name == "at" else row[name]) for name in EXPORT_FIELDS}
+
+
+def selected_rows(conn: Connection, selection: AuditFilter) -> Iterator[dict[str, Any]]:
+    """The selected records, oldest first, as the export writes them."""
+    for row in conn.execute(_select(selection).order_by(audit_events.c.seq)).mappings():
+        yield _exported(row)
+
+
 def export_rows(conn: Connection, account_id: int | None, since: datetime | None) -> Iterator[dict[str, Any]]:
-    query = select(audit_events).order_by(audit_events.c.seq)
-    if account_id is not None:
-        query = query.where(audit_events.c.account_id == account_id)
-    if since is not None:
-        query = query.where(audit_events.c.at >= since)
-    for row in conn.execute(query).mappings():
-        yield {name: (_timestamp(row[name]) if name == "at" else row[name]) for name in EXPORT_FIELDS}
+    return selected_rows(conn, AuditFilter(account_id=account_id, since=since))
+
+
+def export(ctx: Context, selection: AuditFilter, fmt: str) -> Iterator[str]:
+    """The selected records as CSV or JSONL text, streamed from one read transaction."""
+    with ctx.db.read() as conn:
+        yield from format_rows(selected_rows(conn, selection), fmt)
+
+
+def newest_rows(ctx: Context, selection: AuditFilter, limit: int, before_seq: int | None = None) -> list[dict[str, Any]]:
+    """One page of the selected records, newest first, older than `before_seq` if given."""
+    query = _select(selection).order_by(audit_events.c.seq.desc()).limit(limit)
+    if before_seq is not None:
+        query = query.where(audit_events.c.seq < before_seq)
+    with ctx.db.read() as conn:
+        return [_exported(row) | {"at": row["at"]} for row in conn.execute(query).mappings()]
+
+
+def actions_recorded(ctx: Context, account_id: int) -> list[str]:
+    """The actions that appear in the account's records, for a filter's choices."""
+    query = select(audit_events.c.action).where(audit_events.c.account_id == account_id).distinct()
+    with ctx.db.read() as conn:
+        return sorted(conn.execute(query).scalars())
+
+
+def verify_chain(ctx: Context) -> tuple[int, list[ChainProblem]]:
+    with ctx.db.read() as conn:
+        return verify(conn, ctx.audit_key)
 
 
 def format_rows(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:

@@ -14,6 +14,7 @@ from patientpdf.services import paging
 from patientpdf.services.accounts import Principal, principal_for_key, record_use
 from patientpdf.services.clock import now_utc
 from patientpdf.services.paging import FIRST_PAGE, PageRequest
+from patientpdf.services.processing import Extraction, newest_extraction_of_patient
 
 
 def create_patient(ctx: Context, account_id: int, values: dict[str, Any]) -> RowMapping:
@@ -65,19 +66,30 @@ def authorize_upload(
 
 
 def list_patients(
-    ctx: Context, account_id: int, page: PageRequest = FIRST_PAGE
+    ctx: Context, account_id: int, page: PageRequest = FIRST_PAGE, name_contains: str | None = None
 ) -> tuple[Sequence[RowMapping], dict[int, RowMapping], str | None]:
-    """One page of the account's patients, the newest PDF of each, and the next page's cursor."""
+    """One page of the account's patients (those whose name contains `name_contains`, any case),
+    the newest PDF of each, and the next page's cursor."""
     after = paging.decode_cursor("patients", page.cursor, paging.positive_id) if page.cursor else None
     with ctx.db.read() as conn:
         rows, next_cursor = paging.page_of(
-            repo.list_patients(conn, account_id, after, page.limit + 1), page, "patients", lambda row: row["id"]
+            repo.list_patients(conn, account_id, after, page.limit + 1, name_contains), page, "patients", lambda row: row["id"]
         )
         return rows, repo.newest_pdfs(conn, account_id, [row["id"] for row in rows]), next_cursor
 
 
-def patient_with_newest_pdf(ctx: Context, account_id: int, patient_id: int) -> tuple[RowMapping, RowMapping | None]:
-    """The owned patient (404/403 as owned_patient_in) and its newest PDF, in one read."""
+def patient_with_newest_pdf(
+    ctx: Context, account_id: int, patient_id: int
+) -> tuple[RowMapping, RowMapping | None, Extraction | None]:
+    """The owned patient (404/403 as owned_patient_in), its newest PDF and the extraction of
+    its newest processed PDF (pages' text, no words), in one read."""
     with ctx.db.read() as conn:
         row = owned_patient_in(conn, account_id, patient_id)
-        return row, repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)
+        newest = repo.newest_pdfs(conn, account_id, [patient_id]).get(patient_id)
+        return row, newest, newest_extraction_of_patient(conn, account_id, patient_id)
+
+
+def owned_patient(ctx: Context, account_id: int, patient_id: int) -> RowMapping:
+    """The account's patient (404 if it does not exist, 403 if it is another account's)."""
+    with ctx.db.read() as conn:
+        return owned_patient_in(conn, account_id, patient_id)

@@ -20,7 +20,7 @@ from patientpdf.intake.multipart import ReceivedUpload
 from patientpdf.intake.pdf_check import check_pdf
 from patientpdf.security.ids import is_pdf_id, new_pdf_id
 from patientpdf.security.links import LinkCheck
-from patientpdf.services import audit, idempotency, paging
+from patientpdf.services import audit, idempotency, paging, processing
 from patientpdf.services.clock import now_utc
 from patientpdf.services.paging import FIRST_PAGE, PageRequest
 from patientpdf.services.patients import owned_patient_in
@@ -106,6 +106,7 @@ async def record_pdf(
     def record(conn: Connection) -> str | None:
         duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, values["sha256"])
         repo.insert_pdf(conn, values)
+        processing.enqueue(conn, ctx.settings, account_id, pdf_id)  # a committed PDF always has its job
         if claim is not None:
             idempotency.finish(conn, account_id, claim, fingerprint, pdf_id)
         event.pdf_id, event.patient_id = pdf_id, patient_id
@@ -170,23 +171,37 @@ def _pdf_id(raw: str) -> str:
     return raw
 
 
+def get_pdf_with_processing(ctx: Context, account_id: int, pdf_id: str) -> tuple[RowMapping, processing.Processing]:
+    row = None
+    if is_pdf_id(pdf_id):
+        with ctx.db.read() as conn:
+            row = repo.get_pdf(conn, account_id, pdf_id)
+            if row is not None:
+                return row, processing.processing_of(conn, account_id, [pdf_id])[pdf_id]
+    raise _pdf_not_found(pdf_id)
+
+
 def list_pdfs(
     ctx: Context, account_id: int, patient_id: int, page: PageRequest = FIRST_PAGE
-) -> tuple[Sequence[RowMapping], str | None]:
-    """One page of the owned patient's PDFs, newest first (404/403 as owned_patient_in), and the
-    next page's cursor, in one read."""
+) -> tuple[Sequence[RowMapping], dict[str, processing.Processing], str | None]:
+    """One page of the owned patient's PDFs, newest first (404/403 as owned_patient_in), their
+    processing, and the next page's cursor, in one read."""
     before = paging.decode_cursor("pdfs", page.cursor, _pdf_id) if page.cursor else None
     with ctx.db.read() as conn:
         owned_patient_in(conn, account_id, patient_id)
-        rows = repo.list_pdfs_of_patient(conn, account_id, patient_id, before, page.limit + 1)
-    return paging.page_of(rows, page, "pdfs", lambda row: row["id"])
+        fetched = repo.list_pdfs_of_patient(conn, account_id, patient_id, before, page.limit + 1)
+        rows, next_cursor = paging.page_of(fetched, page, "pdfs", lambda row: row["id"])
+        return rows, processing.processing_of(conn, account_id, [row["id"] for row in rows]), next_cursor
 
 
 def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
-    """Delete the row first, then the bytes: a crash in between leaves bytes, never a dangling row."""
+    """Delete the row (with its extraction, search entries and jobs) first, then the bytes:
+    a crash in between leaves bytes, never a dangling row."""
     row = None
     if is_pdf_id(pdf_id):
         with ctx.db.write() as conn:
+            if repo.get_pdf(conn, account_id, pdf_id) is not None:
+                processing.delete_with_pdf(conn, account_id, pdf_id)
             row = repo.delete_pdf(conn, account_id, pdf_id)
     if row is None:
         raise _pdf_not_found(pdf_id)
@@ -194,12 +209,14 @@ def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
     return row
 
 
-def pdf_url(ctx: Context, base_url: str, row: RowMapping | dict[str, Any], ttl: int, salt: str) -> str:
-    """The PDF's `url`: the store's presigned URL when so configured, else our own signed link."""
-    if ctx.settings.s3_presign:
-        presigned = ctx.storage.presigned_url(row["storage_key"], ttl)
-        if presigned:
-            return presigned
+def pdf_url(
+    ctx: Context, base_url: str, row: RowMapping | dict[str, Any], ttl: int, salt: str, presigned: bool = True
+) -> str:
+    """The PDF's `url`: the store's presigned URL when so configured (and `presigned`), else our own signed link."""
+    if presigned and ctx.settings.s3_presign:
+        store_url = ctx.storage.presigned_url(row["storage_key"], ttl)
+        if store_url:
+            return store_url
     expires, signature = ctx.signer.sign(row["id"], ttl, salt)
     return f"{base_url}/files/{row['id']}?{urlencode({'expires': expires, 'signature': signature})}"
 

@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited
-from patientpdf.api.deps import PatientId, Links, ReadPrincipal, ServiceContext, UploadScopePrincipal
+from patientpdf.api.deps import PatientId, Links, ReadPrincipal, ServiceContext, UploadScopePrincipal, base_url
 from patientpdf.api.paging import PAGED, Page, paged_response
 from patientpdf.api.routes.pdfs import AUTH, BAD_TTL, NOT_JSON
-from patientpdf.api.schemas import ErrorBody, Patient, PatientCreate, patient_body
+from patientpdf.api.schemas import ErrorBody, Patient, PatientCreate, patient_body, pdf_json_cache_body
 from patientpdf.services import patients
 
 router = APIRouter(tags=["Patients"])
@@ -43,9 +43,12 @@ async def list_patients(request: Request, principal: ReadPrincipal, context: Ser
 
 
 @audited("patient.read")
-async def get_patient(principal: ReadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links) -> JSONResponse:
-    row, newest = await run_in_threadpool(patients.patient_with_newest_pdf, context, principal.account_id, patient_id)
-    return JSONResponse(patient_body(row, link_for(newest) if newest else None))
+async def get_patient(
+    principal: ReadPrincipal, patient_id: PatientId, request: Request, context: ServiceContext, link_for: Links
+) -> JSONResponse:
+    row, newest, extraction = await run_in_threadpool(patients.patient_with_newest_pdf, context, principal.account_id, patient_id)
+    cache = pdf_json_cache_body(extraction, base_url(request, context)) if extraction else None
+    return JSONResponse(patient_body(row, link_for(newest) if newest else None, cache))
 
 
 for path, in_schema in (("/patients/{patient_id}/", True), ("/patients/{patient_id}", False)):

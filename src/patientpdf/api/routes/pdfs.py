@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,21 +12,24 @@ from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, AdminPrincipal, Links, ReadPrincipal, ServiceContext
 from patientpdf.api.downloads import pdf_response
 from patientpdf.api.paging import PAGED, Page, paged_response
-from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, PdfMetadata, pdf_metadata_body
-from patientpdf.services import pdfs
+from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, ExtractionDocument, PdfMetadata, extraction_body, pdf_metadata_body
+from patientpdf.services import pdfs, processing
 
 router = APIRouter(tags=["PDFs"])
 
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
-AUTH = {
+Responses = dict[int | str, dict[str, Any]]
+
+NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
+AUTH: Responses = {
     401: {"model": ErrorBody, "description": "Missing, invalid, revoked or expired API key", "headers": WWW_AUTHENTICATE},
     403: {"model": ErrorBody, "description": "The key lacks the scope this needs"},
     429: {"model": ErrorBody, "description": "Too many failed authentications from this address, or the key is over its rate"},
 }
-NOT_JSON = {400: {"model": ErrorBody, "description": "The body is not JSON"}}
-BAD_TTL = {400: {"model": ErrorBody, "description": "url_ttl is not a number of seconds within the maximum"}}
-PDF_BYTES = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF"}
-CONDITIONAL = {
+NOT_JSON: Responses = {400: {"model": ErrorBody, "description": "The body is not JSON"}}
+BAD_TTL: Responses = {400: {"model": ErrorBody, "description": "url_ttl is not a number of seconds within the maximum"}}
+PDF_BYTES: dict[str, Any] = {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF"}
+SIGNED_LINK: Responses = {200: PDF_BYTES, 403: {"model": ErrorBody, "description": "The link expired, was altered or was revoked"}}
+CONDITIONAL: Responses = {
     206: {"description": "One byte range of the PDF (Range, and If-Range with the current ETag)"},
     304: {"description": "Not modified: If-None-Match names the current ETag; no body"},
     412: {"model": ErrorBody, "description": "If-Match names no current ETag"},
@@ -36,9 +39,43 @@ CONDITIONAL = {
 @router.get("/pdfs/{pdf_id}", response_model=PdfMetadata, responses=AUTH | NOT_FOUND | BAD_TTL, summary="PDF metadata")
 @audited("pdf.read")
 async def get_pdf(pdf_id: str, request: Request, principal: ReadPrincipal, context: ServiceContext, link_for: Links) -> JSONResponse:
-    row = await run_in_threadpool(pdfs.get_pdf, context, principal.account_id, pdf_id)
+    row, state = await run_in_threadpool(pdfs.get_pdf_with_processing, context, principal.account_id, pdf_id)
     request.state.patient_id = row["patient_id"]
-    return JSONResponse(pdf_metadata_body(row, link_for(row)))
+    return JSONResponse(pdf_metadata_body(row, link_for(row), state))
+
+
+@router.get(
+    "/pdfs/{pdf_id}/extraction",
+    response_model=ExtractionDocument,
+    responses={202: {"model": ExtractionDocument, "description": "Not processed yet: `status` queued or running, no pages"}}
+    | AUTH
+    | NOT_FOUND,
+    summary="The PDF's text and word boxes, page by page",
+)
+@audited("pdf.extraction")
+async def get_extraction(pdf_id: str, request: Request, principal: ReadPrincipal, context: ServiceContext) -> JSONResponse:
+    """200 with every page's text and words (`[text, x1, y1, x2, y2, confidence]`, PDF points, origin at the
+    top-left of the page as displayed) once processed; `status: failed` with a stable `error` code if it
+    cannot be; 202 with `status` (and `Retry-After`) while it waits."""
+    extraction = await run_in_threadpool(processing.extraction_of, context, principal.account_id, pdf_id)
+    request.state.patient_id = extraction.pdf["patient_id"]
+    body = extraction_body(extraction)
+    if body["status"] in ("queued", "running"):
+        return JSONResponse(body, status_code=202, headers={"Retry-After": "2"})
+    return JSONResponse(body)
+
+
+@router.post(
+    "/pdfs/{pdf_id}/reprocess",
+    status_code=202,
+    responses={202: {"description": "Queued; the previous extraction is served until the new one replaces it"}} | AUTH | NOT_FOUND,
+    summary="Process the PDF again",
+)
+@audited("pdf.reprocess")
+async def reprocess_pdf(pdf_id: str, request: Request, principal: AdminPrincipal, context: ServiceContext) -> JSONResponse:
+    row = await run_in_threadpool(processing.reprocess, context, principal.account_id, pdf_id)
+    request.state.patient_id = row["patient_id"]
+    return JSONResponse({"pdf_id": row["id"], "status": "queued"}, status_code=202)
 
 
 @router.get(
@@ -64,9 +101,7 @@ async def delete_pdf(pdf_id: str, request: Request, principal: AdminPrincipal, c
 
 @router.get(
     "/files/{pdf_id}",
-    responses={200: PDF_BYTES} | CONDITIONAL
-    | {403: {"model": ErrorBody, "description": "The link expired, was altered or was revoked"}}
-    | NOT_FOUND,
+    responses=SIGNED_LINK | CONDITIONAL | NOT_FOUND,
     response_class=Response,
     summary="Download a PDF through its signed link (no API key)",
 )
@@ -93,8 +128,8 @@ router.add_api_route("/files/{pdf_id}", signed_download, methods=["HEAD"], inclu
 async def list_patient_pdfs(
     principal: ReadPrincipal, patient_id: PatientId, request: Request, context: ServiceContext, link_for: Links, page: Page
 ) -> JSONResponse:
-    rows, next_cursor = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id, page)
-    return paged_response(request, [pdf_metadata_body(row, link_for(row)) for row in rows], next_cursor, page)
+    rows, states, next_cursor = await run_in_threadpool(pdfs.list_pdfs, context, principal.account_id, patient_id, page)
+    return paged_response(request, [pdf_metadata_body(row, link_for(row), states[row["id"]]) for row in rows], next_cursor, page)
 
 
 for path, in_schema in (("/patients/{patient_id}/pdfs/", True), ("/patients/{patient_id}/pdfs", False)):

@@ -18,9 +18,8 @@ from patientpdf.api.audit import audited, request_event
 from patientpdf.api.deps import PatientId, Links, ServiceContext, UploadPrincipal
 from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, UploadedPdf, uploaded_pdf_body
 from patientpdf.errors import BadRequest
-from patientpdf.intake.filenames import clean_filename
-from patientpdf.intake.multipart import IntakeLimits, ReceivedUpload, multipart_boundary, receive_upload
-from patientpdf.services import idempotency, pdfs
+from patientpdf.intake.multipart import ReceivedUpload
+from patientpdf.services import idempotency, pdfs, uploads
 
 router = APIRouter(tags=["PDFs"])
 
@@ -83,15 +82,6 @@ ERRORS = {
 }
 
 
-def _content_length(request: Request) -> int | None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise BadRequest("The Content-Length header is not a number.", code="bad_content_length")
-    return int(raw)
-
-
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _REPR_DIGEST_SHA256 = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]*):\s*(?:;[^,]*)?(?:,|$)")
 
@@ -126,28 +116,20 @@ async def upload_pdf(
 ) -> JSONResponse:
     """Uploads a PDF file directly to a specific patient. This endpoint is used when you already
     know which patient the PDF belongs to and want to upload it directly to their record."""
-    settings = context.settings
-    limits = IntakeLimits(settings.max_upload_bytes, settings.body_idle_timeout_seconds, settings.body_timeout_seconds)
-    declared = _content_length(request)
-    if declared is not None and declared > limits.max_body_bytes:
-        raise limits.too_large()
-    boundary = multipart_boundary(request.headers.get("content-type"))
+    boundary = uploads.admit_body(context, request.headers.get("content-length"), request.headers.get("content-type"))
     raw_key = request.headers.get("idempotency-key")
     claim = None
     if raw_key is not None:
         claim = await run_in_threadpool(idempotency.claim, context, principal.account_id, idempotency.parse_key(raw_key))
     stored = False
     try:
-        upload = await receive_upload(request.stream(), boundary, limits, settings.spool_dir)
+        upload = await uploads.receive(context, request.stream(), boundary)
         try:
             digests = _client_digests(request, upload)
             if claim is not None and claim.pdf_id is not None:
                 return await _replay(request, context, principal.account_id, claim, patient_id, upload, link_for)
-            pdfs.check_digests(upload, digests)
-            filename = clean_filename(upload.filename)
             event = request_event(request.scope, "pdf.upload", 201)
-            prepared = await run_in_threadpool(pdfs.prepare_pdf, context, principal.account_id, patient_id, upload, filename)
-            row = await pdfs.record_pdf(context, prepared, event, claim)
+            row = await uploads.store(context, principal.account_id, patient_id, upload, event, claim, digests)
             stored = True
             request.state.audited = True
         finally:
