@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited
-from patientpdf.api.deps import MAX_ID, ReadPrincipal, ServiceContext
+from patientpdf.api.deps import ReadPrincipal, ServiceContext
 from patientpdf.api.routes.pdfs import AUTH
 from patientpdf.api.schemas import ErrorBody, SearchResults
+from patientpdf.security.ids import MAX_ROW_ID
 from patientpdf.services import search as search_service
 
 router = APIRouter(tags=["Search"])
@@ -29,7 +30,7 @@ async def search(
     principal: ReadPrincipal,
     context: ServiceContext,
     q: Annotated[str, Query(description='Words and "quoted phrases"; a page must hold all of them. Case and accents do not matter.')],
-    patient_id: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only this patient's PDFs")] = None,
+    patient_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="Only this patient's PDFs")] = None,
     limit: Annotated[int, Query(description="Results per page, 1-100")] = search_service.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> JSONResponse:
