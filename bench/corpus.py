@@ -222,7 +222,7 @@ def add_scan_page(pdf: pikepdf.Pdf, image: Image.Image, spec: ScanSpec) -> None:
         xobject.BitsPerComponent, xobject.Filter = 1, pikepdf.Name.FlateDecode
     else:
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=75)
+        image.save(buffer, format="JPEG", quality=60)
         xobject = pikepdf.Stream(pdf, buffer.getvalue())
         xobject.BitsPerComponent, xobject.Filter = 8, pikepdf.Name.DCTDecode
     xobject.Type, xobject.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
@@ -246,8 +246,8 @@ def scan_specs(count: int, rng: random.Random) -> list[ScanSpec]:
             ScanSpec(
                 dpi=200 if n % 2 == 0 else 300,
                 font=fonts[n % len(fonts)],
-                size=rng.choice([10.0, 11.0, 12.0]),
-                skew=rng.uniform(-1.5, 1.5),
+                size=rng.choice([9.0, 10.0, 11.0, 12.0]),
+                skew=rng.uniform(-2.5, 2.5),
                 blur=rng.choice([0.0, 0.6, 1.0]),
                 noise=rng.choice([0.0, 12.0, 24.0]),
                 bilevel=n % 3 == 0,

@@ -19,6 +19,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import resource
 import statistics
 import time
@@ -67,9 +68,17 @@ def _worker(tasks: mp.Queue[Task | None], results: mp.Queue[dict[str, Any]], lim
     results.put({"done": os.getpid(), "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "child_maxrss": child_peak})
 
 
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokens(words: list[str]) -> Counter[str]:
+    """Letters-and-digits runs: the words without the punctuation around or inside them."""
+    return Counter(t for w in words for t in _TOKEN.findall(w))
+
+
 def score(kind: str, path: str, result: DocumentExtraction) -> dict[str, Any]:
     reference = json.loads(Path(path).with_suffix(".json").read_text())["pages"]
-    total = found = 0
+    total = found = total_tokens = found_tokens = 0
     distances: list[float] = []
     sources: Counter[str] = Counter()
     for page, ref in zip(result.pages, reference, strict=False):
@@ -82,6 +91,9 @@ def score(kind: str, path: str, result: DocumentExtraction) -> dict[str, Any]:
         theirs = Counter(w[0] for w in ref_words)
         total += sum(theirs.values())
         found += sum((ours & theirs).values())
+        our_tokens, their_tokens = tokens([w.text for w in page.words]), tokens([w[0] for w in ref_words])
+        total_tokens += sum(their_tokens.values())
+        found_tokens += sum((our_tokens & their_tokens).values())
         by_text: dict[str, list[tuple[float, float]]] = {}
         for text, cx, cy in ref_words:
             by_text.setdefault(text, []).append((cx, cy))
@@ -91,7 +103,11 @@ def score(kind: str, path: str, result: DocumentExtraction) -> dict[str, Any]:
                 cx, cy = (w.x1 + w.x2) / 2, (w.y1 + w.y2) / 2
                 distances.append(min(((cx - x) ** 2 + (cy - y) ** 2) ** 0.5 for x, y in candidates))
     total += sum(len(r["words"]) for r in reference[len(result.pages) :])
-    return {"total": total, "found": found, "distances": distances, "sources": dict(sources)}
+    total_tokens += sum(sum(tokens([w[0]]).values()) for r in reference[len(result.pages) :] for w in r["words"])
+    return {
+        "total": total, "found": found, "total_tokens": total_tokens, "found_tokens": found_tokens,
+        "distances": distances, "sources": dict(sources),
+    }  # fmt: skip
 
 
 def run_phase(tasks: list[Task], workers: int, limits: ExtractionLimits, warm: Sequence[str], measure: bool) -> dict[str, Any]:
@@ -151,8 +167,11 @@ def summarise(docs: list[dict[str, Any]]) -> dict[str, Any]:
     for d in docs:
         if "score" in d:
             sources.update(d["score"]["sources"])
+    total_tokens = sum(d["score"]["total_tokens"] for d in docs if "score" in d)
+    found_tokens = sum(d["score"]["found_tokens"] for d in docs if "score" in d)
     return {
         "recall": found / total if total else 0.0,
+        "token_recall": found_tokens / total_tokens if total_tokens else 0.0,
         "words": total,
         "matched": len(distances),
         "centre_median": statistics.median(distances) if distances else None,
@@ -191,11 +210,13 @@ def main() -> None:
         accuracy = run_phase(tasks, args.workers, limits, warm, measure=True)
         summary = summarise(accuracy["docs"])
         print(
-            f"{kind} accuracy: recall {summary['recall']:.4f} of {summary['words']} words; "
+            f"{kind} accuracy: recall {summary['recall']:.4f} of {summary['words']} words "
+            f"(letters-and-digits tokens: {summary['token_recall']:.4f}); "
             f"box centre error median {summary['centre_median']:.2f} pt, p95 {summary['centre_p95']:.2f} pt, "
             f"within 5 pt {summary['within_5pt']:.4f} of {summary['matched']} matched words; page sources {summary['sources']}"
         )
-        print(f"{kind} pages/s: median {statistics.median(rates):.1f} (rounds {', '.join(f'{r:.1f}' for r in rates)})")
+        if rates:
+            print(f"{kind} pages/s: median {statistics.median(rates):.1f} (rounds {', '.join(f'{r:.1f}' for r in rates)})")
         per_doc = sorted(
             ((Path(d["path"]).stem, d["score"]["found"] / max(1, d["score"]["total"])) for d in accuracy["docs"] if "score" in d),
             key=lambda item: item[1],

@@ -24,11 +24,20 @@ from .model import (
     PageExtraction,
 )
 from .ocr import Ocr, render_page
-from .textlayer import PageFrame, image_coverage, read_text_layer
+from .textlayer import Images, PageFrame, page_images, read_text_layer
 from .wire import PageData, page_data
 
 # A page at least this much covered by one image is a scan, whatever little text it carries.
 SCAN_COVERAGE = 0.5
+# A scan is rendered at its own resolution (more pixels add nothing for Tesseract but time), but
+# not below this: a fax in standard mode is 204 x 98 dpi.
+MIN_OCR_DPI = 200
+
+
+def ocr_dpi(images: Images, limits: ExtractionLimits) -> int:
+    if images.coverage < SCAN_COVERAGE or images.dpi is None:
+        return limits.dpi
+    return min(limits.dpi, max(MIN_OCR_DPI, round(images.dpi)))
 
 
 def pdfium_version() -> str:
@@ -84,13 +93,16 @@ class PageReader:
             finally:
                 textpage.close()
             limits = self.limits
-            if layer.alnum >= limits.image_text_threshold or (
-                layer.alnum >= limits.text_threshold and image_coverage(page, frame) < SCAN_COVERAGE
-            ):
+            if layer.alnum >= limits.image_text_threshold:
                 return page_data(
                     index + 1, frame.width, frame.height, frame.rotation, "text", layer.text, layer.words, layer.boxes, None
                 )
-            image = render_page(page, frame, limits.dpi, limits.max_pixels)
+            images = page_images(page, frame)
+            if layer.alnum >= limits.text_threshold and images.coverage < SCAN_COVERAGE:
+                return page_data(
+                    index + 1, frame.width, frame.height, frame.rotation, "text", layer.text, layer.words, layer.boxes, None
+                )
+            image = render_page(page, frame, ocr_dpi(images, limits), limits.max_pixels)
         finally:
             page.close()
         if self.ocr is None:

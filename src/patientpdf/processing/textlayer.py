@@ -67,7 +67,10 @@ class TextLayer:
     alnum: int  # letters and digits: how much real text the layer has
 
 
-_WORD = re.compile(r"[^\s\x00\ufffe\uffff]+")
+# PDFium marks a hyphen that breaks a word at the end of a line as U+FFFE and runs the word on
+# into the next line. It is shown, so it ends a word "con-" on one line; "sists" starts the next
+# (as pdftotext and the page as displayed have it).
+_WORD = re.compile(r"[^\s\x00\ufffe\uffff]+\ufffe?|\ufffe")
 # FPDFText_GetLooseCharBox called through a plain prototype (addresses as integers): a page has
 # hundreds of words, and the generated bindings' argument conversion costs more than the call.
 _LOOSE_BOX = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)(
@@ -100,7 +103,7 @@ def read_text_layer(textpage: pdfium.PdfTextPage, frame: PageFrame) -> TextLayer
         if not get_box(page_address, start, rect_address):
             continue
         left, top, right, bottom = box
-        if end - start > 1 and get_box(page_address, end - 1, rect_address):
+        if end - start > 1 and (get_box(page_address, end - 1, rect_address) or get_box(page_address, end - 2, rect_address)):
             l2, t2, r2, b2 = box
             left = l2 if l2 < left else left
             right = r2 if r2 > right else right
@@ -112,9 +115,9 @@ def read_text_layer(textpage: pdfium.PdfTextPage, frame: PageFrame) -> TextLayer
         y1, y2 = (ya, yb) if ya <= yb else (yb, ya)
         if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
             continue  # outside the CropBox: not displayed
-        add_word(match.group())
+        add_word(match.group().replace("\ufffe", "-"))
         add_box((x1 if x1 > 0 else 0, y1 if y1 > 0 else 0, x2 if x2 < width else width, y2 if y2 < height else height))
-    text = chars.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = chars.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").replace("\ufffe", "-\n")
     alnum = sum(map(str.isalnum, chars))
     return TextLayer(text, words, boxes, alnum)
 
@@ -136,17 +139,22 @@ def _page_text(raw: pdfium_c.FPDF_TEXTPAGE, n: int) -> str:
     return "".join(out)
 
 
-def image_coverage(page: pdfium.PdfPage, frame: PageFrame, max_objects: int = 2000) -> float:
-    """Share of the page covered by images (top level, or inside a top-level form): a scan's tell."""
+@dataclass(frozen=True)
+class Images:
+    coverage: float  # share of the page covered by its largest image: a scan's tell
+    dpi: float | None  # that image's resolution as placed (the higher of its two axes), when known
+
+
+def page_images(page: pdfium.PdfPage, frame: PageFrame, max_objects: int = 2000) -> Images:
+    """The page's largest image, at the top level or inside a top-level form."""
     raw = page.raw
     count = pdfium_c.FPDFPage_CountObjects(raw)
-    if count <= 0:
-        return 0.0
     area = (frame.right - frame.left) * (frame.top - frame.bottom)
-    if area <= 0:
-        return 0.0
+    if count <= 0 or area <= 0:
+        return Images(0.0, None)
     left, bottom, right, top = ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float()
-    covered = 0.0
+    pixels_wide, pixels_high = ctypes.c_uint(), ctypes.c_uint()
+    covered, dpi = 0.0, None
     for k in range(min(count, max_objects)):
         obj = pdfium_c.FPDFPage_GetObject(raw, k)
         if not obj:
@@ -160,9 +168,17 @@ def image_coverage(page: pdfium.PdfPage, frame: PageFrame, max_objects: int = 20
             continue
         w = min(right.value, frame.right) - max(left.value, frame.left)
         h = min(top.value, frame.top) - max(bottom.value, frame.bottom)
-        if w > 0 and h > 0:
-            covered = max(covered, w * h / area)  # the largest image, not a sum of overlapping ones
-    return covered
+        if w <= 0 or h <= 0 or w * h / area <= covered:
+            continue  # the largest image counts, not a sum of overlapping ones
+        covered, dpi = w * h / area, None
+        if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE and pdfium_c.FPDFImageObj_GetImagePixelSize(obj, pixels_wide, pixels_high):
+            placed_w, placed_h = right.value - left.value, top.value - bottom.value
+            if placed_w > 0 and placed_h > 0:
+                # either axis may carry the image's width, if it is placed turned
+                a = max(pixels_wide.value / placed_w, pixels_high.value / placed_h)
+                b = max(pixels_wide.value / placed_h, pixels_high.value / placed_w)
+                dpi = 72.0 * min(a, b)
+    return Images(covered, dpi)
 
 
 def _form_has_image(form: pdfium_c.FPDF_PAGEOBJECT) -> bool:
