@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match, Mount
 
 from patientpdf.api.middleware import NO_STORE
+from patientpdf.allowed_methods import allowed_methods
 from patientpdf.errors import ApiError
 
 log = logging.getLogger("patientpdf.errors")
@@ -46,26 +44,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
     # A mount that was entered moved its prefix into root_path: match from the app's root again.
     scope = {**request.scope, "root_path": request.scope.get("app_root_path", request.scope.get("root_path", ""))}
-    for route in _route_table(request.app.routes):
-        if route.matches(scope)[0] is Match.NONE:
-            continue
-        if isinstance(getattr(route, "original_route", route), Mount):
-            methods |= {"GET", "HEAD"}  # the one mount serves static files (the docs' assets)
-        else:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
-
-
-def _route_table(routes: list[BaseRoute]) -> list[Any]:
-    """Each route with its own matcher. Since FastAPI 0.137 `include_router` leaves one
-    nested entry per router in `app.routes` (no path, no methods); `iter_route_contexts`
-    flattens them as FastAPI's own OpenAPI generation does. Older versions list routes flat."""
-    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
-    return list(flatten(routes)) if flatten is not None else list(routes)
+    return allowed_methods(request.app.routes, scope)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

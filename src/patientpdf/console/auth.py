@@ -141,19 +141,16 @@ async def _changing_session(request: Request) -> ConsoleSession:
     return session
 
 
-def refuse_blocked_address(request: Request) -> None:
-    client = client_address(request) or "unknown"
-    blocked_for = context_of(request).rate_limits.address_blocked(client)
+def count_failed_sign_in(request: Request) -> None:
+    """A sign-in link that names nothing counts against the address, as a bad API key does;
+    past the limit it is 429. A valid link is never refused for other requests' failures."""
+    blocked_for = context_of(request).rate_limits.failed_auth_from(client_address(request) or "unknown")
     if blocked_for is not None:
         raise TooManyRequests(
             f"Too many failed sign-ins from your address. Try again in {blocked_for} seconds.",
             code="too_many_failed_authentications",
             retry_after=blocked_for,
         )
-
-
-def note_failed_sign_in(request: Request) -> None:
-    context_of(request).rate_limits.note_failed_auth(client_address(request) or "unknown")
 
 
 SignedIn = Annotated[ConsoleSession, Depends(_session)]

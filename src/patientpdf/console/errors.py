@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from patientpdf.allowed_methods import allowed_methods
 from patientpdf.console.pages import is_htmx, render
 from patientpdf.errors import ApiError
 
@@ -50,7 +51,10 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code, detail = _FRAMEWORK.get(exc.status_code, ("http_error", str(exc.detail)))
-    return error_page(request, exc.status_code, code, detail, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app.routes, request.scope))
+    return error_page(request, exc.status_code, code, detail, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

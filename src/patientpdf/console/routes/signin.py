@@ -13,8 +13,7 @@ from patientpdf.console.auth import (
     actor_of,
     clear_session_cookie,
     context_of,
-    note_failed_sign_in,
-    refuse_blocked_address,
+    count_failed_sign_in,
     refuse_other_sites,
     set_session_cookie,
     small_form,
@@ -37,10 +36,9 @@ async def home(request: Request) -> RedirectResponse:
 async def login_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> Response:
     """The link opens this page; its button signs in. A GET never uses the link, so a mail
     scanner or a chat preview that fetches it does not burn it."""
-    refuse_blocked_address(request)
     state, account_id = await run_in_threadpool(console_sessions.login_link_state, context_of(request), token)
     if state is LinkState.INVALID:
-        note_failed_sign_in(request)
+        count_failed_sign_in(request)
     if state is not LinkState.VALID:
         refusal = console_sessions.link_refusal(state)
         values = {"status": refusal.status, "code": refusal.code, "detail": refusal.detail}
@@ -52,14 +50,13 @@ async def login_page(request: Request, token: Annotated[str, Query(max_length=20
 @audited("session.create")
 async def sign_in(request: Request) -> Response:
     refuse_other_sites(request)
-    refuse_blocked_address(request)
     token = (await small_form(request)).get("token")
     try:
         new = await run_in_threadpool(console_sessions.sign_in, context_of(request), token, actor_of(request))
     except ApiError as refusal:
         request.state.audited = True  # the service recorded the refusal
         if refusal.code == "login_link_invalid":
-            note_failed_sign_in(request)
+            count_failed_sign_in(request)
         raise
     request.state.audited = True
     request.state.account_id, request.state.key_prefix = new.session.account_id, new.session.prefix
