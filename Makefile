@@ -36,6 +36,8 @@ run: $(VENV)/.installed-serve
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check src tests bench clients
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n auto
 
 clean:

@@ -78,7 +78,7 @@ def _document_errors_as_served(app: FastAPI) -> None:
             app.openapi_schema = document
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to change the schema
 
 
 def _mount_console(app: FastAPI, context: Context) -> None:

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from patientpdf.api.deps import base_url, get_context
-from patientpdf.api.schemas import ErrorBody
+from patientpdf.api.schemas import ErrorBody, Responses
 from patientpdf.services.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 
 
@@ -24,7 +24,7 @@ def page_request(
 
 Page = Annotated[PageRequest, Depends(page_request)]
 
-PAGED = {
+PAGED: Responses = {
     200: {
         "headers": {
             "Link": {

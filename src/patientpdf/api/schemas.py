@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from patientpdf.services.processing import Extraction, Processing
 
 
+# The `responses=` of a route: status (or "default") -> OpenAPI response object
+Responses = dict[int | str, dict[str, Any]]
+
 def rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 

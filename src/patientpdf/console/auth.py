@@ -30,7 +30,8 @@ MAX_FORM_FIELDS = 50
 
 
 def context_of(request: Request) -> Context:
-    return request.app.state.context  # type: ignore[no-any-return]
+    context: Context = request.app.state.context  # set once by create_app
+    return context
 
 
 def is_https(request: Request) -> bool:

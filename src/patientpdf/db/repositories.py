@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import Connection, CursorResult, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from patientpdf.db.schema import (
@@ -28,9 +28,22 @@ from patientpdf.db.schema import (
 # accounts ---------------------------------------------------------------------------------
 
 
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None  # a single-row INSERT always reports its key
+    return int(key[0])
+
+
+def _written(row: RowMapping | None) -> RowMapping:
+    """A row read back in the transaction that wrote it."""
+    if row is None:
+        raise RuntimeError("a row written in this transaction could not be read back")
+    return row
+
 def insert_account(conn: Connection, name: str, now: datetime) -> RowMapping:
-    new_id = conn.execute(insert(accounts).values(name=name, created_at=now)).inserted_primary_key[0]  # type: ignore[index]
-    return get_account(conn, new_id)  # type: ignore[return-value]
+    new_id = _inserted_id(conn.execute(insert(accounts).values(name=name, created_at=now)))
+    return _written(get_account(conn, new_id))
 
 
 def get_account(conn: Connection, account_id: int) -> RowMapping | None:
@@ -54,10 +67,10 @@ def insert_api_key(
     expires_at: datetime | None,
     now: datetime,
 ) -> RowMapping:
-    values = {"account_id": account_id, "name": name, "prefix": prefix, "key_hash": key_hash}
+    values: dict[str, Any] = {"account_id": account_id, "name": name, "prefix": prefix, "key_hash": key_hash}
     values |= {"scopes": scopes, "expires_at": expires_at, "created_at": now}
-    new_id = conn.execute(insert(api_keys).values(**values)).inserted_primary_key[0]  # type: ignore[index]
-    return get_api_key(conn, new_id)  # type: ignore[return-value]
+    new_id = _inserted_id(conn.execute(insert(api_keys).values(**values)))
+    return _written(get_api_key(conn, new_id))
 
 
 def get_api_key(conn: Connection, key_id: int) -> RowMapping | None:
@@ -67,7 +80,7 @@ def get_api_key(conn: Connection, key_id: int) -> RowMapping | None:
 
 def set_api_key_expiry(conn: Connection, key_id: int, expires_at: datetime) -> RowMapping:
     conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(expires_at=expires_at))
-    return get_api_key(conn, key_id)  # type: ignore[return-value]
+    return _written(get_api_key(conn, key_id))
 
 
 _API_KEY_BY_PREFIX = select(api_keys).where(api_keys.c.prefix == bindparam("prefix"))
@@ -89,7 +102,7 @@ def list_api_keys(conn: Connection, account_id: int | None, after: int | None = 
 
 def revoke_api_key(conn: Connection, key_id: int, now: datetime) -> RowMapping:
     conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now))
-    return get_api_key(conn, key_id)  # type: ignore[return-value]
+    return _written(get_api_key(conn, key_id))
 
 
 def touch_api_key(conn: Connection, key_id: int, now: datetime) -> None:
@@ -100,8 +113,8 @@ def touch_api_key(conn: Connection, key_id: int, now: datetime) -> None:
 
 
 def insert_patient(conn: Connection, account_id: int, values: dict[str, Any], now: datetime) -> RowMapping:
-    new_id = conn.execute(insert(patients).values(account_id=account_id, created_at=now, **values)).inserted_primary_key[0]  # type: ignore[index]
-    return get_patient(conn, account_id, new_id)  # type: ignore[return-value]
+    new_id = _inserted_id(conn.execute(insert(patients).values(account_id=account_id, created_at=now, **values)))
+    return _written(get_patient(conn, account_id, new_id))
 
 
 _PATIENT = select(patients).where(patients.c.id == bindparam("patient_id"), patients.c.account_id == bindparam("account_id"))
@@ -266,7 +279,7 @@ def insert_link_salt(conn: Connection, salt: str, now: datetime) -> None:
 
 def insert_login_link(conn: Connection, account_id: int, token_hash: str, now: datetime, expires_at: datetime) -> RowMapping:
     values = {"account_id": account_id, "token_hash": token_hash, "created_at": now, "expires_at": expires_at}
-    new_id = conn.execute(insert(console_login_links).values(**values)).inserted_primary_key[0]  # type: ignore[index]
+    new_id = _inserted_id(conn.execute(insert(console_login_links).values(**values)))
     return conn.execute(select(console_login_links).where(console_login_links.c.id == new_id)).mappings().one()
 
 
@@ -285,8 +298,8 @@ def use_login_link(conn: Connection, link_id: int, now: datetime) -> bool:
 
 
 def insert_console_session(conn: Connection, values: dict[str, Any]) -> RowMapping:
-    new_id = conn.execute(insert(console_sessions).values(**values)).inserted_primary_key[0]  # type: ignore[index]
-    return get_console_session(conn, new_id)  # type: ignore[return-value]
+    new_id = _inserted_id(conn.execute(insert(console_sessions).values(**values)))
+    return _written(get_console_session(conn, new_id))
 
 
 def get_console_session(conn: Connection, session_id: int) -> RowMapping | None:

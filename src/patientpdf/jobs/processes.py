@@ -61,7 +61,7 @@ def _worker_process(parent_pid: int | None) -> None:
     stop = threading.Event()
     if parent_pid is not None:
         _stop_with_parent(parent_pid, stop)
-    run_worker(Settings(), stop=stop)  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment
+    run_worker(Settings(), stop=stop)
 
 
 def _stop_with_parent(parent_pid: int, stop: threading.Event) -> None:

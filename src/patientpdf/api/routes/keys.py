@@ -14,7 +14,7 @@ from patientpdf.api.audit import audited
 from patientpdf.api.deps import ROW_ID_SCHEMA, AdminPrincipal, ServiceContext
 from patientpdf.api.paging import PAGED, Page, paged_response
 from patientpdf.api.routes.pdfs import AUTH, NOT_JSON
-from patientpdf.api.schemas import ErrorBody, rfc3339
+from patientpdf.api.schemas import ErrorBody, Responses, rfc3339
 from patientpdf.errors import NotFound
 from patientpdf.security.ids import parse_row_id
 from patientpdf.services import accounts
@@ -32,7 +32,7 @@ def _path_key_id(key_id: Annotated[str, Path(description="The key's id", json_sc
 
 # After the principal in each signature: 401 comes before 404.
 KeyId = Annotated[int, Depends(_path_key_id)]
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No such key in your account"}}
+NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such key in your account"}}
 
 
 class KeyCreate(BaseModel):

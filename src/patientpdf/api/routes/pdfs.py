@@ -12,12 +12,10 @@ from patientpdf.api.audit import audited
 from patientpdf.api.deps import PatientId, AdminPrincipal, Links, ReadPrincipal, ServiceContext
 from patientpdf.api.downloads import pdf_response
 from patientpdf.api.paging import PAGED, Page, paged_response
-from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, ExtractionDocument, PdfMetadata, extraction_body, pdf_metadata_body
+from patientpdf.api.schemas import WWW_AUTHENTICATE, Responses, ErrorBody, ExtractionDocument, PdfMetadata, extraction_body, pdf_metadata_body
 from patientpdf.services import pdfs, processing
 
 router = APIRouter(tags=["PDFs"])
-
-Responses = dict[int | str, dict[str, Any]]
 
 NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such PDF in your account"}}
 AUTH: Responses = {

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited, request_event
 from patientpdf.api.deps import PatientId, Links, ServiceContext, UploadPrincipal
-from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, UploadedPdf, uploaded_pdf_body
+from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, Responses, UploadedPdf, uploaded_pdf_body
 from patientpdf.errors import BadRequest
 from patientpdf.intake.multipart import ReceivedUpload
 from patientpdf.services import idempotency, pdfs, uploads
@@ -159,6 +159,10 @@ async def _replay(
     return JSONResponse(uploaded_pdf_body(row, link_for(row)), status_code=201, headers=headers)
 
 
+UPLOAD_RESPONSES: Responses = {status: {"model": ErrorBody, "description": text} for status, text in ERRORS.items()}
+UPLOAD_RESPONSES[401] = {"model": ErrorBody, "description": ERRORS[401], "headers": WWW_AUTHENTICATE}
+UPLOAD_RESPONSES[201] = {"description": "PDF uploaded successfully"}
+
 for path, in_schema in (("/patients/{patient_id}/pdf/", True), ("/patients/{patient_id}/pdf", False)):
     router.add_api_route(
         path,
@@ -167,9 +171,7 @@ for path, in_schema in (("/patients/{patient_id}/pdf/", True), ("/patients/{pati
         status_code=201,
         summary="Upload Patient PDF",
         response_model=UploadedPdf,
-        responses={status: {"model": ErrorBody, "description": text} for status, text in ERRORS.items()}
-        | {401: {"model": ErrorBody, "description": ERRORS[401], "headers": WWW_AUTHENTICATE}}
-        | {201: {"description": "PDF uploaded successfully"}},
+        responses=UPLOAD_RESPONSES,
         openapi_extra=UPLOAD_BODY,
         include_in_schema=in_schema,
         operation_id="upload_patient_pdf" if in_schema else "upload_patient_pdf_no_slash",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from sqlalchemy import RowMapping
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
@@ -21,11 +22,11 @@ PdfId = Annotated[str, Path(max_length=40)]
 VIEWER_LINK_TTL_SECONDS = 300
 
 
-def _viewer_link(request: Request, row: object) -> str:
+def _viewer_link(request: Request, row: RowMapping) -> str:
     ctx = context_of(request)
     ttl = min(VIEWER_LINK_TTL_SECONDS, ctx.settings.url_ttl_seconds)
     # Our own link, relative: the CSP lets the iframe load only from this origin.
-    return pdfs.pdf_url(ctx, "", row, ttl, links.signing_salt(ctx), presigned=False)  # type: ignore[arg-type]
+    return pdfs.pdf_url(ctx, "", row, ttl, links.signing_salt(ctx), presigned=False)
 
 
 @router.get("/pdfs/{pdf_id}")

@@ -1,5 +1,5 @@
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from patientpdf.db.schema import metadata
 
@@ -7,7 +7,7 @@ config = context.config
 connection = config.attributes.get("connection")
 
 
-def run(conn) -> None:  # type: ignore[no-untyped-def]
+def run(conn: Connection) -> None:
     context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
