@@ -22,7 +22,7 @@ FAKE_PYTHON = """#!/bin/sh
 echo "python $*" >> "{log}"
 if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
   mkdir -p "$3/bin"
-  for tool in pip python ruff patientpdf; do
+  for tool in pip python ruff mypy lint-imports patientpdf; do
     printf '#!/bin/sh\\necho "%s $*" >> "{log}"\\n' "$tool" > "$3/bin/$tool"
     chmod +x "$3/bin/$tool"
   done
@@ -34,7 +34,7 @@ fi
 def project(tmp_path: Path) -> Path:
     if shutil.which("make") is None:
         pytest.fail("make is not installed")
-    for name in ("Makefile", "pyproject.toml", "clients/python/pyproject.toml"):
+    for name in ("Makefile", "pyproject.toml", "clients/python/pyproject.toml", "scripts/install-browser.sh"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     fake = tmp_path / "fake-python"
