@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from client.conftest import PPDF, make_pdf
 from conftest import LiveServer, Tenant
+from patientpdf.jobs import HANDLERS, Worker
 from patientpdf_client import Client, NotFound
 
 
@@ -21,9 +25,23 @@ def require_processing(server: LiveServer) -> None:
         pytest.skip("this server has no processing routes yet (issue 11)")
 
 
+@contextmanager
+def running_worker(server: LiveServer) -> Iterator[None]:
+    """The real job worker (and its extraction child) on the test server's database, as
+    `serve`'s embedded worker would run it: the client waits for its work over HTTP."""
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(server.context, HANDLERS).run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
 def test_extraction_search_and_reprocess(server: LiveServer, tenant: Tenant, tmp_path: Path) -> None:
     require_processing(server)
-    with Client(server.base_url, tenant.key) as client:
+    with running_worker(server), Client(server.base_url, tenant.key) as client:
         pdf = client.upload_pdf(tenant.patient_id, make_pdf(tmp_path / "note.pdf", "Riverside Family Clinic zebrafinch"))
         extraction = client.wait_for_extraction(pdf["id"], timeout=60, interval=0.2)
         assert extraction["status"] == "done" and extraction["pdf_id"] == pdf["id"]
