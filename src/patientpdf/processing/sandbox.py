@@ -198,6 +198,11 @@ class Extractor:
         self._child: _Child | None = None
         self.last_child_maxrss = 0  # peak RSS of the child during the last document, bytes
 
+    @property
+    def child_pid(self) -> int | None:
+        """The child process's id while one is running (for monitoring)."""
+        return None if self._child is None else self._child.proc.pid
+
     def close(self) -> None:
         if self._child is not None:
             self._child.close()
