@@ -40,12 +40,25 @@ def _busy_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def _cpu_seconds(extractor: Extractor) -> float:
+    """This worker's CPU time and its extraction child's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total = usage.ru_utime + usage.ru_stime
+    pid = extractor.child_pid
+    if pid is not None:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _worker(tasks: mp.Queue[Task | None], results: mp.Queue[dict[str, Any]], limits: ExtractionLimits, warm: Sequence[str], measure: bool) -> None:
     extractor = Extractor()
     child_peak = 0
     for path in warm:
         extractor.extract(Path(path), limits)
         child_peak = max(child_peak, extractor.last_child_maxrss)
+    cpu_at_start = _cpu_seconds(extractor)
     results.put({"ready": os.getpid()})
     while True:
         task = tasks.get()
@@ -64,8 +77,9 @@ def _worker(tasks: mp.Queue[Task | None], results: mp.Queue[dict[str, Any]], lim
         if measure:
             message["score"] = score(kind, path, result)
         results.put(message)
+    cpu = _cpu_seconds(extractor) - cpu_at_start
     extractor.close()
-    results.put({"done": os.getpid(), "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "child_maxrss": child_peak})
+    results.put({"done": os.getpid(), "cpu": cpu, "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "child_maxrss": child_peak})
 
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -121,7 +135,6 @@ def run_phase(tasks: list[Task], workers: int, limits: ExtractionLimits, warm: S
         result_queue.get()  # every worker warm
     load_before = os.getloadavg()[0]
     busy0, all0 = _busy_jiffies()
-    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     for task in tasks:
         task_queue.put(task)
@@ -140,8 +153,6 @@ def run_phase(tasks: list[Task], workers: int, limits: ExtractionLimits, warm: S
                 busy1, all1 = _busy_jiffies()
     for p in procs:
         p.join()
-    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    ticks = os.sysconf("SC_CLK_TCK")
     machine_busy = (busy1 - busy0) / max(1, all1 - all0) * (os.cpu_count() or 1) * 100
     return {
         "wall": wall,
@@ -151,9 +162,7 @@ def run_phase(tasks: list[Task], workers: int, limits: ExtractionLimits, warm: S
         "worker_maxrss": max(d["maxrss"] for d in done),
         "child_maxrss": max(d["child_maxrss"] for d in done),
         "machine_cpu_percent": machine_busy,
-        # includes the warm-up, so an upper bound of our share during the timed part
-        "our_cpu_seconds": (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime),
-        "ticks": ticks,
+        "our_cpu_seconds": sum(d["cpu"] for d in done),  # workers and their children, timed part only
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
     }
@@ -197,14 +206,19 @@ def main() -> None:
         paths = sorted((corpus / kind).glob("*.pdf"), key=lambda p: p.stat().st_size, reverse=True)
         tasks: list[Task] = [(kind, str(p)) for p in paths]
         warm = warm_born if kind == "born" else warm_scan
-        rates = []
+        rates: list[float] = []
+        capacities: list[float] = []
         for n in range(args.rounds):
             phase = run_phase(tasks, args.workers, limits, warm, measure=False)
             rate = phase["pages"] / phase["wall"]
             rates.append(rate)
+            cpu_per_page = phase["our_cpu_seconds"] / phase["pages"]
+            capacities.append(os.cpu_count() / cpu_per_page if cpu_per_page else 0.0)  # type: ignore[operator]
             print(
                 f"{kind} round {n + 1}: {phase['pages']} pages in {phase['wall']:.2f} s = {rate:.1f} pages/s; "
-                f"machine CPU {phase['machine_cpu_percent']:.0f} % of 200 %, load {phase['load_before']:.1f} -> {phase['load_after']:.1f}; "
+                f"our CPU {1000 * cpu_per_page:.1f} ms/page (= {capacities[-1]:.0f} pages/s if all {os.cpu_count()} CPUs were ours); "
+                f"machine CPU {phase['machine_cpu_percent']:.0f} % of {100 * (os.cpu_count() or 1)} %, "
+                f"our share {100 * phase['our_cpu_seconds'] / phase['wall']:.0f} %, load {phase['load_before']:.1f} -> {phase['load_after']:.1f}; "
                 f"worker RSS {phase['worker_maxrss'] / 2**20:.0f} MB, its child {phase['child_maxrss'] / 2**20:.0f} MB; errors {phase['errors']}"
             )
         accuracy = run_phase(tasks, args.workers, limits, warm, measure=True)
@@ -216,7 +230,10 @@ def main() -> None:
             f"within 5 pt {summary['within_5pt']:.4f} of {summary['matched']} matched words; page sources {summary['sources']}"
         )
         if rates:
-            print(f"{kind} pages/s: median {statistics.median(rates):.1f} (rounds {', '.join(f'{r:.1f}' for r in rates)})")
+            print(
+                f"{kind} pages/s: median {statistics.median(rates):.1f} measured (rounds {', '.join(f'{r:.1f}' for r in rates)}); "
+                f"median {statistics.median(capacities):.0f} from our CPU time per page"
+            )
         per_doc = sorted(
             ((Path(d["path"]).stem, d["score"]["found"] / max(1, d["score"]["total"])) for d in accuracy["docs"] if "score" in d),
             key=lambda item: item[1],

@@ -82,6 +82,23 @@ def scan_image(lines: list[str], dpi: int, *, size: float = 12.0, margin: float 
     return image, words
 
 
+def skewed(image: Image.Image, placed: list[PlacedWord], degrees: float) -> tuple[Image.Image, list[PlacedWord]]:
+    """The scan turned `degrees` counter-clockwise about its centre, as a sheet fed askew, and
+    where each word's centre went (as a zero-size box)."""
+    import math
+
+    turned = image.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    scale = image.width / 612.0
+    cx, cy = image.width / 2 / scale, image.height / 2 / scale
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    moved = []
+    for word in placed:
+        dx, dy = word.centre[0] - cx, word.centre[1] - cy
+        x, y = cx + c * dx + s * dy, cy - s * dx + c * dy
+        moved.append(PlacedWord(word.text, x, y, x, y))
+    return turned, moved
+
+
 def image_page(pdf: pikepdf.Pdf, image: Image.Image, dpi: int, *, rotate: int = 0, header: str | None = None) -> None:
     """An image-only page showing `image` at `dpi` (the image is stored as is: with rotate=90 it must
     already be turned 90° counter-clockwise so the page displays upright). `header` adds a line of

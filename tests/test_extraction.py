@@ -12,6 +12,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 
 import pikepdf
@@ -21,6 +25,7 @@ from PIL import Image, ImageOps
 
 from made_pdfs import (
     PlacedWord,
+    skewed,
     deeply_nested,
     flate_bomb,
     image_page,
@@ -171,6 +176,31 @@ def test_scanned_page_words_are_found_by_ocr_inside_their_boxes(tmp_path: Path, 
     assert "Riverside Family Clinic" in page.text
 
 
+def test_a_scan_fed_askew_is_read_whole(tmp_path: Path) -> None:
+    # Long, close lines 2.5 degrees askew: Tesseract's own layout analysis lost every paragraph
+    # below the first few lines of such a page until extraction levelled the page first.
+    prose = (
+        "The patient was seen today for follow up of diabetes and hypertension and reports good "
+        "adherence to the medication plan with no side effects and no new complaints since the last visit "
+    ).split()
+    lines = [" ".join(prose[(7 * n) % 20 :] + prose[: (7 * n) % 20])[:95] for n in range(30)]
+    image, placed = scan_image(lines, 300, size=11.0, margin=50.0)
+    image, placed = skewed(image, placed, -2.5)
+    pdf = pikepdf.new()
+    image_page(pdf, image, 300)
+    path = save(pdf, tmp_path / "askew.pdf")
+
+    page = extract_document(path, LIMITS).pages[0]
+
+    found = Counter(w.text for w in page.words)
+    known = Counter(w.text for w in placed)
+    assert sum((found & known).values()) >= 0.95 * len(placed)
+    last_line = [w for w in placed if w.y1 > placed[-1].y1 - 5]
+    for known_word in last_line[:3]:
+        matches = [w for w in page.words if w.text == known_word.text]
+        assert any(abs((w.x1 + w.x2) / 2 - known_word.x1) <= 3 and abs((w.y1 + w.y2) / 2 - known_word.y1) <= 3 for w in matches)
+
+
 def test_scan_stored_sideways_with_rotate_90_is_read_upright(tmp_path: Path) -> None:
     image, placed = scan_image(SCAN_LINES, 200)
     pdf = pikepdf.new()
@@ -308,6 +338,32 @@ def test_a_spinning_page_in_a_document_costs_that_page_only(tmp_path: Path) -> N
     assert "Discharge" in result.pages[2].text
 
 
+def test_an_engine_crash_costs_its_page_and_a_fresh_child_reads_on(tmp_path: Path) -> None:
+    pdf = pikepdf.new()
+    text_page(pdf, [("Admission note written before the crash", 72, 700, 12)])
+    spinning_page_pdf(pdf)
+    text_page(pdf, [("Discharge note written after the crash", 72, 700, 12)])
+    path = save(pdf, tmp_path / "crash.pdf")
+    outcome: list[DocumentExtraction] = []
+    with Extractor() as extractor:
+        worker = threading.Thread(target=lambda: outcome.append(extractor.extract(path, ExtractionLimits(page_timeout_seconds=600))))
+        worker.start()
+        child = _wait_for(lambda: extractor.child_pid)
+        _wait_for(lambda: _cpu_seconds(child) > 1.0 or None)  # deep in page 2, the spinning one
+        os.kill(child, signal.SIGSEGV)  # as PDFium would on a bad page
+        worker.join(timeout=300)
+        assert extractor.child_pid not in (None, child)  # a fresh child read page 3
+
+    result = outcome[0]
+    assert [p.source for p in result.pages] == ["text", "none", "text"]
+    assert not result.complete and result.note is not None and "page 2" in result.note and "SIGSEGV" in result.note
+
+
+def test_a_missing_file_is_not_blamed_on_the_pdf(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        extract_document(tmp_path / "gone.pdf", LIMITS)
+
+
 def test_a_killed_parent_takes_its_spinning_child_with_it(tmp_path: Path) -> None:
     pdf = pikepdf.new()
     spinning_page_pdf(pdf)
@@ -340,19 +396,25 @@ def _children(pid: int) -> list[int]:
 
 
 def _wait_for_child(pid: int) -> int:
-    import time
+    return _wait_for(lambda: (_children(pid) or [None])[0])
 
-    for _ in range(600):
-        kids = _children(pid)
-        if kids:
-            return kids[0]
+
+def _wait_for(probe: Callable[[], int | bool | None]) -> int:
+    """Poll until probe() gives a value (a bound against a hung test, not a timing assertion)."""
+    for _ in range(1200):
+        value = probe()
+        if value:
+            return int(value)
         time.sleep(0.1)
-    raise AssertionError("the extraction child never started")
+    raise AssertionError("the state never came")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _gone_within(pid: int, seconds: float) -> bool:
-    import time
-
     for _ in range(int(seconds * 10)):
         try:
             state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]

@@ -7,6 +7,7 @@ document fails with ExtractionFailed only when no page at all could be extracted
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import selectors
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,16 @@ MAX_DOCUMENTS_PER_CHILD = 200
 MAX_IDLE_RSS_BYTES = 200 << 20
 
 
+# The largest line a child may send: a page is capped at 50,000 words in the child, a few MB.
+MAX_MESSAGE_BYTES = 64 << 20
+
+
 class _Timeout(Exception):
     pass
+
+
+class _Garbled(Exception):
+    """The child sent something that is not our protocol: treated as a crash of that page."""
 
 
 class _Child:
@@ -85,8 +95,15 @@ class _Child:
             if end >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
-                message: dict[str, Any] = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    raise _Garbled from None
+                if not isinstance(message, dict):
+                    raise _Garbled
                 return message
+            if len(self._buffer) > MAX_MESSAGE_BYTES:
+                raise _Garbled
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Timeout
@@ -198,6 +215,11 @@ class Extractor:
         self._child: _Child | None = None
         self.last_child_maxrss = 0  # peak RSS of the child during the last document, bytes
 
+    @property
+    def child_pid(self) -> int | None:
+        """The child process's id while one is running (for monitoring)."""
+        return None if self._child is None else self._child.proc.pid
+
     def close(self) -> None:
         if self._child is not None:
             self._child.close()
@@ -238,6 +260,9 @@ class Extractor:
         return child
 
     def extract(self, path: Path, limits: ExtractionLimits) -> DocumentExtraction:
+        if not path.is_file():
+            # not the PDF's fault (storage, a race with a delete): the caller may try again
+            raise FileNotFoundError(f"no file to extract at {path}")
         run = _Run(limits, time.monotonic() + limits.total_timeout_seconds)
         self.last_child_maxrss = 0
         while True:
@@ -252,7 +277,14 @@ class Extractor:
                     f"stopped after {len(run.failures)} pages failed: pages {run.next_index + 1}-{run.page_count} not extracted"
                 )
                 break
-            if self._run_child(path, run):
+            try:
+                if self._run_child(path, run):
+                    break
+            except ExtractionFailed as exc:
+                if exc.code != ENGINE_UNAVAILABLE or not run.pages:
+                    raise
+                # no fresh child after a failed page: keep the pages already done
+                run.notes.append(f"stopped: {exc.detail}")
                 break
         return self._result(run)
 
@@ -290,7 +322,13 @@ class Extractor:
                     current = int(message["start"])
                     frame = (float(message.get("width", 0.0)), float(message.get("height", 0.0)), 0)
                 elif "page" in message:
-                    run.pages.append(PageData.from_wire(message["page"]).extraction())
+                    try:
+                        page = PageData.from_wire(message["page"]).extraction()
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        raise _Garbled from None
+                    if page.page != run.next_index + 1:
+                        raise _Garbled
+                    run.pages.append(page)
                     if message.get("note"):
                         run.notes.append(str(message["note"]))
                     current = None
@@ -299,6 +337,11 @@ class Extractor:
                     child.rss = int(message.get("rss", 0))
                     self.last_child_maxrss = max(self.last_child_maxrss, int(message.get("maxrss", 0)))
                     return True
+        except _Garbled:
+            child.kill()
+            self._child = None
+            self._page_failed(run, current, frame, ENGINE_CRASHED, "the extraction process sent a malformed answer")
+            return False
         except _Timeout:
             child.kill()
             self._child = None
@@ -342,6 +385,13 @@ class Extractor:
 
 
 _local = threading.local()
+_open: weakref.WeakSet[Extractor] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for extractor in list(_open):
+        extractor.close()
 
 
 def extract_document(path: Path, limits: ExtractionLimits) -> DocumentExtraction:
@@ -349,6 +399,7 @@ def extract_document(path: Path, limits: ExtractionLimits) -> DocumentExtraction
     extractor: Extractor | None = getattr(_local, "extractor", None)
     if extractor is None or getattr(_local, "pid", None) != os.getpid():
         extractor = Extractor()  # a forked process must not share its parent's child
+        _open.add(extractor)
         _local.extractor = extractor
         _local.pid = os.getpid()
     return extractor.extract(path, limits)

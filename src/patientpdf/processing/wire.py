@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 from array import array
 from dataclasses import dataclass
+from itertools import repeat
+from operator import truediv
 from typing import Any
 
 from .model import SOURCES, PageExtraction, Source, Word
@@ -61,12 +63,10 @@ class PageData:
         )  # fmt: skip
 
     def extraction(self) -> PageExtraction:
-        b = self.boxes
-        c = self.confidences
-        words = tuple(
-            _word(text, b[4 * k] / 10, b[4 * k + 1] / 10, b[4 * k + 2] / 10, b[4 * k + 3] / 10, None if c is None else c[k] / 10)
-            for k, text in enumerate(self.words)
-        )
+        # one iterator of coordinates passed four times: map takes x1, y1, x2, y2 in turn
+        points = map(truediv, self.boxes, repeat(10))
+        confidences = repeat(None) if self.confidences is None else map(truediv, self.confidences, repeat(10))
+        words = tuple(map(_word, self.words, points, points, points, points, confidences))
         return PageExtraction(self.page, self.width, self.height, self.rotation, self.source, self.text, words)
 
 
