@@ -33,14 +33,14 @@ EventType = Literal["pdf.uploaded", "pdf.processed", "pdf.processing_failed", "p
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="https:// URL that receives the events (checked: public addresses only)")
+    url: str = Field(max_length=10_000, description="https:// URL that receives the events (checked: public addresses only)")
     events: list[str] = Field(max_length=20, description=f"Event types to receive: {', '.join(webhooks.EVENT_TYPES)}")
 
 
 class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(None, max_length=2000)
+    url: str | None = Field(None, max_length=10_000, description="A new URL, checked as at registration")
     events: list[str] | None = Field(None, max_length=20)
     enabled: bool | None = Field(None, description="true re-enables a disabled endpoint; false disables it")
 
