@@ -150,9 +150,12 @@ def settled(server: LiveServer, tenant: Tenant, webhook_id: int, count: int) -> 
 def run_deliveries(server: LiveServer, until: Any, what: str) -> None:
     """The real worker, here, running only deliveries (and their retries) until `until()` holds."""
     worker = Worker(server.context, {DELIVER_WEBHOOK: HANDLERS[DELIVER_WEBHOOK]})
-    wait_until(lambda: worker.run_one() or until(), what, timeout=120)
-    while worker.run_one():
-        pass
+
+    def step() -> bool:
+        worker.run_one()
+        return bool(until())
+
+    wait_until(step, what, timeout=120)
 
 
 class Listener:
