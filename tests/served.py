@@ -60,7 +60,8 @@ class Served:
         self.log.close()
 
     def stop(self) -> None:
-        if self.process.returncode is not None:
+        if self.process.poll() is not None:  # killed by the test
+            self.log.close()
             return
         self.process.send_signal(signal.SIGTERM)
         try:

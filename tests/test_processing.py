@@ -181,3 +181,20 @@ def test_another_accounts_pdf_has_no_extraction_for_you(server: LiveServer, tena
         response = server.client.request(method, path, headers=other.headers)
         assert response.status_code == 404 and response.json()["code"] == "pdf_not_found"
     assert count(server, "audit_events", "action = 'pdf.extraction' AND pdf_id = :id", id=pdf_id) == 1
+
+
+def test_a_pdf_whose_bytes_cannot_be_read_is_retried_then_failed(make_server: Callable[..., LiveServer]) -> None:
+    server = make_server(job_max_attempts=2, job_retry_base_seconds=0.001, job_retry_max_seconds=0.001)
+    tenant = server.tenant()
+    pdf_id = server.upload(tenant, text_pdf(CLINIC)).json()["id"]
+    [key] = server.blob_keys()
+    server.context.storage.delete(key)  # the storage lost it (storage check would say so)
+    while True:
+        drain(server)
+        [job] = sql(server, "SELECT status, attempts, error FROM jobs WHERE subject = :id", id=pdf_id)
+        if job["status"] != "queued":
+            break
+    assert (job["status"], job["attempts"], job["error"]) == ("failed", 2, "storage_unavailable")
+    body = server.client.get(f"/pdfs/{pdf_id}/extraction", headers=tenant.headers).json()
+    assert (body["status"], body["error"]) == ("failed", "storage_unavailable")
+    assert list((server.data_dir / "work").iterdir()) == []  # no scratch copy left behind

@@ -22,6 +22,7 @@ import resource
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,7 +64,7 @@ def _rss() -> int:
 
 def serve(out: IO[str], watchdog: Watchdog) -> None:
     from .engine import PageReader, engine_versions, open_document, read_page, unread_page
-    from .model import MEMORY_LIMIT, ExtractionFailed, ExtractionLimits, PageExtraction
+    from .model import MEMORY_LIMIT, ExtractionFailed, ExtractionLimits
 
     _send(out, {"ready": engine_versions()})
     for line in sys.stdin:
@@ -94,13 +95,17 @@ def serve(out: IO[str], watchdog: Watchdog) -> None:
                     except Exception as exc:  # an engine bug costs this page, not the document
                         page = unread_page(reader, index)
                         note = f"page {page_number}: the extraction engine failed ({type(exc).__name__})"
+                    wire = page.to_wire()
                     if len(page.words) > MAX_WORDS_PER_PAGE or len(page.text) > MAX_TEXT_PER_PAGE:
                         note = f"page {page_number}: more than {MAX_WORDS_PER_PAGE} words; the rest were dropped"
-                        page = PageExtraction(
-                            page.page, page.width, page.height, page.rotation, page.source,
-                            page.text[:MAX_TEXT_PER_PAGE], page.words[:MAX_WORDS_PER_PAGE],
-                        )  # fmt: skip
-                    _send(out, {"page": page.to_json(), "note": note})
+                        wire = replace(
+                            page,
+                            text=page.text[:MAX_TEXT_PER_PAGE],
+                            words=page.words[:MAX_WORDS_PER_PAGE],
+                            boxes=page.boxes[: 4 * MAX_WORDS_PER_PAGE],
+                            confidences=None if page.confidences is None else page.confidences[:MAX_WORDS_PER_PAGE],
+                        ).to_wire()
+                    _send(out, {"page": wire, "note": note})
             finally:
                 reader.close()
             _send(out, {"end": True, "maxrss": _maxrss(), "rss": _rss()})

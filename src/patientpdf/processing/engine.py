@@ -24,10 +24,20 @@ from .model import (
     PageExtraction,
 )
 from .ocr import Ocr, render_page
-from .textlayer import PageFrame, image_coverage, read_text_layer
+from .textlayer import Images, PageFrame, page_images, read_text_layer
+from .wire import PageData, page_data
 
 # A page at least this much covered by one image is a scan, whatever little text it carries.
 SCAN_COVERAGE = 0.5
+# A scan is rendered at its own resolution (more pixels add nothing for Tesseract but time), but
+# not below this: a fax in standard mode is 204 x 98 dpi.
+MIN_OCR_DPI = 200
+
+
+def ocr_dpi(images: Images, limits: ExtractionLimits) -> int:
+    if images.coverage < SCAN_COVERAGE or images.dpi is None:
+        return limits.dpi
+    return min(limits.dpi, max(MIN_OCR_DPI, round(images.dpi)))
 
 
 def pdfium_version() -> str:
@@ -73,7 +83,7 @@ class PageReader:
             return 0.0, 0.0
         return float(size.width), float(size.height)
 
-    def read(self, index: int) -> PageExtraction:
+    def read(self, index: int) -> PageData:
         page = self.doc[index]
         try:
             frame = PageFrame.of(page)
@@ -83,17 +93,22 @@ class PageReader:
             finally:
                 textpage.close()
             limits = self.limits
-            if layer.alnum >= limits.image_text_threshold or (
-                layer.alnum >= limits.text_threshold and image_coverage(page, frame) < SCAN_COVERAGE
-            ):
-                return PageExtraction(index + 1, frame.width, frame.height, frame.rotation, "text", layer.text, layer.words)
-            image = render_page(page, frame, limits.dpi, limits.max_pixels)
+            if layer.alnum >= limits.image_text_threshold:
+                return page_data(
+                    index + 1, frame.width, frame.height, frame.rotation, "text", layer.text, layer.words, layer.boxes, None
+                )
+            images = page_images(page, frame)
+            if layer.alnum >= limits.text_threshold and images.coverage < SCAN_COVERAGE:
+                return page_data(
+                    index + 1, frame.width, frame.height, frame.rotation, "text", layer.text, layer.words, layer.boxes, None
+                )
+            image = render_page(page, frame, ocr_dpi(images, limits), limits.max_pixels)
         finally:
             page.close()
         if self.ocr is None:
             self.ocr = Ocr()
-        text, words = self.ocr.recognise(image)
-        return PageExtraction(index + 1, frame.width, frame.height, frame.rotation, "ocr", text, words)
+        text, words, boxes, confidences = self.ocr.recognise(image)
+        return page_data(index + 1, frame.width, frame.height, frame.rotation, "ocr", text, words, boxes, confidences)
 
     def close(self) -> None:
         if self.ocr is not None:
@@ -102,7 +117,7 @@ class PageReader:
         self.doc.close()
 
 
-def read_page(reader: PageReader, index: int) -> tuple[PageExtraction, str | None]:
+def read_page(reader: PageReader, index: int) -> tuple[PageData, str | None]:
     """The page, or its placeholder and a note when PDFium cannot read it."""
     try:
         return reader.read(index), None
@@ -110,10 +125,10 @@ def read_page(reader: PageReader, index: int) -> tuple[PageExtraction, str | Non
         return unread_page(reader, index), f"page {index + 1}: PDFium could not read it"
 
 
-def unread_page(reader: PageReader, index: int) -> PageExtraction:
+def unread_page(reader: PageReader, index: int) -> PageData:
     """The placeholder for a page that could not be extracted: its size, rotation unknown (0)."""
     width, height = reader.size(index)
-    return PageExtraction(index + 1, width, height, 0, "none", "", ())
+    return page_data(index + 1, width, height, 0, "none", "", [], [], None)
 
 
 def stopped_note(limits: ExtractionLimits, done: int, count: int) -> str:
@@ -131,7 +146,7 @@ def extract_in_process(path: Path, limits: ExtractionLimits) -> DocumentExtracti
         notes: list[str] = []
         for index in range(count):
             page, note = read_page(reader, index)
-            pages.append(page)
+            pages.append(page.extraction())
             if note:
                 notes.append(note)
             if time.monotonic() > deadline and len(pages) < count:

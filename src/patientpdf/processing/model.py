@@ -88,7 +88,7 @@ class ExtractionLimits:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Word:
     text: str
     x1: float
@@ -104,7 +104,9 @@ class Word:
     @classmethod
     def from_json(cls, data: list[Any]) -> Word:
         text, x1, y1, x2, y2, conf = data
-        return cls(str(text), float(x1), float(y1), float(x2), float(y2), None if conf is None else float(conf))
+        if type(text) is not str:
+            raise ValueError("a word's text must be a string")
+        return cls(text, float(x1), float(y1), float(x2), float(y2), None if conf is None else float(conf))
 
 
 @dataclass(frozen=True)

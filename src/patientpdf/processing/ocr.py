@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 
-from .model import ExtractionFailed, Word
+from .model import ExtractionFailed
 from .textlayer import PageFrame
 
 OCR_LANGUAGE = "eng"
@@ -84,7 +84,9 @@ class Ocr:
     def close(self) -> None:
         self._api.End()
 
-    def recognise(self, image: Rendered) -> tuple[str, tuple[Word, ...]]:
+    def recognise(self, image: Rendered) -> tuple[str, list[str], list[int], list[int]]:
+        """The page's text (a line per line), its words, their boxes (x1, y1, x2, y2 in tenths of a
+        point, 4 per word) and Tesseract's confidences (tenths, 0-1000)."""
         tesserocr = self._tesserocr
         api = self._api
         api.SetImageBytes(image.pixels, image.width, image.height, 1, image.stride)
@@ -92,11 +94,13 @@ class Ocr:
         api.Recognize()
         iterator = api.GetIterator()
         if iterator is None:
-            return "", ()
+            return "", [], [], []
         level = tesserocr.RIL.WORD
-        words: list[Word] = []
+        words: list[str] = []
+        boxes: list[int] = []
+        confidences: list[int] = []
         lines: list[list[str]] = []
-        inv = 1.0 / image.scale
+        inv = 10.0 / image.scale
         for r in tesserocr.iterate_level(iterator, level):
             try:
                 text = r.GetUTF8Text(level)
@@ -105,12 +109,14 @@ class Ocr:
             box = r.BoundingBox(level)
             if not text or box is None:
                 continue
-            text = text.strip()
+            text = "".join(text.split())  # a word has no whitespace (Tesseract's never should)
             if not text:
                 continue
             if not lines or r.IsAtBeginningOf(tesserocr.RIL.TEXTLINE):
                 lines.append([])
             lines[-1].append(text)
             left, top, right, bottom = box
-            words.append(Word(text, left * inv, top * inv, right * inv, bottom * inv, float(r.Confidence(level))))
-        return "\n".join(" ".join(line) for line in lines), tuple(words)
+            words.append(text)
+            boxes.extend((round(left * inv), round(top * inv), round(right * inv), round(bottom * inv)))
+            confidences.append(max(0, min(1000, round(float(r.Confidence(level)) * 10))))
+        return "\n".join(" ".join(line) for line in lines), words, boxes, confidences

@@ -29,6 +29,7 @@ from .model import (
     ExtractionLimits,
     PageExtraction,
 )
+from .wire import PageData
 
 # After this many pages failed (timeout, memory, crash) the document stops: a hostile file
 # must not buy a fresh child process for every one of its pages.
@@ -66,6 +67,7 @@ class _Child:
         self._selector.register(self._fd, selectors.EVENT_READ)
         self._buffer = bytearray()
         self.peak_vm = 0
+        self._next_sample = 0.0
         self.documents = 0
         self.rss = 0
         self.maxrss = 0  # peak RSS, known once the child has exited
@@ -89,7 +91,10 @@ class _Child:
             if remaining <= 0:
                 raise _Timeout
             ready = self._selector.select(min(remaining, 0.1))
-            self._sample_memory()
+            now = time.monotonic()
+            if now >= self._next_sample:
+                self._next_sample = now + 0.05
+                self._sample_memory()
             if ready:
                 try:
                     chunk = os.read(self._fd, 1 << 20)
@@ -285,7 +290,7 @@ class Extractor:
                     current = int(message["start"])
                     frame = (float(message.get("width", 0.0)), float(message.get("height", 0.0)), 0)
                 elif "page" in message:
-                    run.pages.append(PageExtraction.from_json(message["page"]))
+                    run.pages.append(PageData.from_wire(message["page"]).extraction())
                     if message.get("note"):
                         run.notes.append(str(message["note"]))
                     current = None

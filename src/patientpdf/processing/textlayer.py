@@ -7,12 +7,12 @@ per call, and a born-digital page has thousands of characters.
 from __future__ import annotations
 
 import ctypes
+import re
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from .model import Word
 
 
 @dataclass(frozen=True)
@@ -51,97 +51,110 @@ class PageFrame:
             return v, (self.right - self.left) - u
         return u, v
 
-    def box(self, left: float, bottom: float, right: float, top: float) -> tuple[float, float, float, float]:
-        ax, ay = self.point(left, top)
-        bx, by = self.point(right, bottom)
-        return (
-            _clamp(min(ax, bx), self.width),
-            _clamp(min(ay, by), self.height),
-            _clamp(max(ax, bx), self.width),
-            _clamp(max(ay, by), self.height),
-        )
-
-
-def _clamp(value: float, limit: float) -> float:
-    return 0.0 if value < 0.0 else limit if value > limit else value
+    def affine(self) -> tuple[float, float, float, float, float, float]:
+        """(a, b, c, d, e, f) with point(x, y) == (a*x + b*y + c, d*x + e*y + f)."""
+        c0, f0 = self.point(0.0, 0.0)
+        cx, fx = self.point(1.0, 0.0)
+        cy, fy = self.point(0.0, 1.0)
+        return cx - c0, cy - c0, c0, fx - f0, fy - f0, f0
 
 
 @dataclass(frozen=True)
 class TextLayer:
     text: str
-    words: tuple[Word, ...]
+    words: list[str]
+    boxes: list[int]  # x1, y1, x2, y2 per word, in tenths of a point
     alnum: int  # letters and digits: how much real text the layer has
 
 
-def _is_space(ch: str) -> bool:
-    return ch.isspace() or ch == "\x00" or ch == "\ufffe"
+# PDFium marks a hyphen that breaks a word at the end of a line as U+FFFE and runs the word on
+# into the next line. It is shown, so it ends a word "con-" on one line; "sists" starts the next
+# (as pdftotext and the page as displayed have it).
+_WORD = re.compile(r"[^\s\x00\ufffe\uffff]+\ufffe?|\ufffe")
+# FPDFText_GetLooseCharBox called through a plain prototype (addresses as integers): a page has
+# hundreds of words, and the generated bindings' argument conversion costs more than the call.
+_LOOSE_BOX = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)(
+    ctypes.cast(pdfium_c.FPDFText_GetLooseCharBox, ctypes.c_void_p).value or 0
+)
 
 
 def read_text_layer(textpage: pdfium.PdfTextPage, frame: PageFrame) -> TextLayer:
     raw = textpage.raw
     n = pdfium_c.FPDFText_CountChars(raw)
     if n <= 0:
-        return TextLayer("", (), 0)
-    chars = _page_chars(raw, n)
-    rect = pdfium_c.FS_RECTF()
-    rect_ref = ctypes.byref(rect)
-    get_box = pdfium_c.FPDFText_GetLooseCharBox
-    words: list[Word] = []
-    i = 0
-    while i < n:
-        if _is_space(chars[i]):
-            i += 1
-            continue
-        start = i
-        while i < n and not _is_space(chars[i]):
-            i += 1
-        end = i - 1
+        return TextLayer("", [], [], 0)
+    chars = _page_text(raw, n)  # one character per index of PDFium's character list
+    rect = pdfium_c.FS_RECTF()  # left, top, right, bottom
+    box = memoryview(rect).cast("B").cast("f")
+    rect_address = ctypes.addressof(rect)
+    page_address = ctypes.cast(raw, ctypes.c_void_p).value
+    get_box = _LOOSE_BOX
+    # User space to displayed space, in tenths of a point: x' = a*x + b*y + c, y' = d*x + e*y + f.
+    a, b, c, d, e, f = (10.0 * k for k in frame.affine())
+    width, height = round(frame.width * 10), round(frame.height * 10)
+    words: list[str] = []
+    boxes: list[int] = []
+    add_word = words.append
+    add_box = boxes.extend
+    for match in _WORD.finditer(chars):
+        start, end = match.span()
         # Loose boxes (the font's ascent to descent) give a word one steady height; the union
         # of its first and last characters spans it, whatever direction the text runs.
-        left = bottom = float("inf")
-        right = top = float("-inf")
-        for j in (start, end) if end != start else (start,):
-            if get_box(raw, j, rect_ref):
-                left = min(left, rect.left, rect.right)
-                right = max(right, rect.left, rect.right)
-                bottom = min(bottom, rect.bottom, rect.top)
-                top = max(top, rect.bottom, rect.top)
-        if left > right:
-            continue  # PDFium has no box for it
-        x1, y1, x2, y2 = frame.box(left, bottom, right, top)
-        words.append(Word("".join(chars[start : end + 1]), x1, y1, x2, y2, None))
-    text = "".join(chars).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    alnum = sum(1 for ch in chars if ch.isalnum())
-    return TextLayer(text, tuple(words), alnum)
+        if not get_box(page_address, start, rect_address):
+            continue
+        left, top, right, bottom = box
+        if end - start > 1 and (get_box(page_address, end - 1, rect_address) or get_box(page_address, end - 2, rect_address)):
+            l2, t2, r2, b2 = box
+            left = l2 if l2 < left else left
+            right = r2 if r2 > right else right
+            top = t2 if t2 > top else top
+            bottom = b2 if b2 < bottom else bottom
+        xa, ya = round(a * left + b * top + c), round(d * left + e * top + f)
+        xb, yb = round(a * right + b * bottom + c), round(d * right + e * bottom + f)
+        x1, x2 = (xa, xb) if xa <= xb else (xb, xa)
+        y1, y2 = (ya, yb) if ya <= yb else (yb, ya)
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+            continue  # outside the CropBox: not displayed
+        add_word(match.group().replace("\ufffe", "-"))
+        add_box((x1 if x1 > 0 else 0, y1 if y1 > 0 else 0, x2 if x2 < width else width, y2 if y2 < height else height))
+    text = chars.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").replace("\ufffe", "-\n")
+    alnum = sum(map(str.isalnum, chars))
+    return TextLayer(text, words, boxes, alnum)
 
 
-def _page_chars(raw: pdfium_c.FPDF_TEXTPAGE, n: int) -> list[str]:
-    """One string per character index, so that words map back to character boxes."""
+def _page_text(raw: pdfium_c.FPDF_TEXTPAGE, n: int) -> str:
+    """The page's text with exactly one character per index of PDFium's character list, so that
+    a word's position in it is the index of its characters' boxes."""
     buffer = (ctypes.c_ushort * (n + 1))()
     written = pdfium_c.FPDFText_GetText(raw, 0, n, buffer)
-    if written == n + 1:  # one UTF-16 unit per character (no surrogates, nothing dropped or inserted)
+    if written == n + 1:  # one UTF-16 unit per character: no surrogates, nothing dropped or inserted
         text = bytes(memoryview(buffer).cast("B")[: 2 * n]).decode("utf-16-le", errors="replace")
         if len(text) == n:
-            return list(text)
+            return text
     get_unicode = pdfium_c.FPDFText_GetUnicode
     out: list[str] = []
     for j in range(n):
         code = get_unicode(raw, j)
         out.append(chr(code) if 0 < code < 0x110000 and not 0xD800 <= code < 0xE000 else "\x00")
-    return out
+    return "".join(out)
 
 
-def image_coverage(page: pdfium.PdfPage, frame: PageFrame, max_objects: int = 2000) -> float:
-    """Share of the page covered by images (top level, or inside a top-level form): a scan's tell."""
+@dataclass(frozen=True)
+class Images:
+    coverage: float  # share of the page covered by its largest image: a scan's tell
+    dpi: float | None  # that image's resolution as placed (the higher of its two axes), when known
+
+
+def page_images(page: pdfium.PdfPage, frame: PageFrame, max_objects: int = 2000) -> Images:
+    """The page's largest image, at the top level or inside a top-level form."""
     raw = page.raw
     count = pdfium_c.FPDFPage_CountObjects(raw)
-    if count <= 0:
-        return 0.0
     area = (frame.right - frame.left) * (frame.top - frame.bottom)
-    if area <= 0:
-        return 0.0
+    if count <= 0 or area <= 0:
+        return Images(0.0, None)
     left, bottom, right, top = ctypes.c_float(), ctypes.c_float(), ctypes.c_float(), ctypes.c_float()
-    covered = 0.0
+    pixels_wide, pixels_high = ctypes.c_uint(), ctypes.c_uint()
+    covered, dpi = 0.0, None
     for k in range(min(count, max_objects)):
         obj = pdfium_c.FPDFPage_GetObject(raw, k)
         if not obj:
@@ -155,9 +168,17 @@ def image_coverage(page: pdfium.PdfPage, frame: PageFrame, max_objects: int = 20
             continue
         w = min(right.value, frame.right) - max(left.value, frame.left)
         h = min(top.value, frame.top) - max(bottom.value, frame.bottom)
-        if w > 0 and h > 0:
-            covered = max(covered, w * h / area)  # the largest image, not a sum of overlapping ones
-    return covered
+        if w <= 0 or h <= 0 or w * h / area <= covered:
+            continue  # the largest image counts, not a sum of overlapping ones
+        covered, dpi = w * h / area, None
+        if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE and pdfium_c.FPDFImageObj_GetImagePixelSize(obj, pixels_wide, pixels_high):
+            placed_w, placed_h = right.value - left.value, top.value - bottom.value
+            if placed_w > 0 and placed_h > 0:
+                # either axis may carry the image's width, if it is placed turned
+                a = max(pixels_wide.value / placed_w, pixels_high.value / placed_h)
+                b = max(pixels_wide.value / placed_h, pixels_high.value / placed_w)
+                dpi = 72.0 * min(a, b)
+    return Images(covered, dpi)
 
 
 def _form_has_image(form: pdfium_c.FPDF_PAGEOBJECT) -> bool:

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, RowMapping
 
-from patientpdf import webhooks
+from patientpdf import storage, webhooks
 from patientpdf.context import Context
 from patientpdf.db import extractions
 from patientpdf.db import jobs as job_queue
 from patientpdf.db import repositories as repo
-from patientpdf.errors import NotFound
+from patientpdf.errors import NotFound, Unavailable
 from patientpdf.security.ids import is_pdf_id
 from patientpdf.services.clock import now_utc
 from patientpdf.services.matching import page_terms
@@ -128,6 +128,9 @@ class _fetched:
                 for chunk in self._ctx.storage.open_range(self._row["storage_key"], 0, self._row["size"]):
                     digest.update(chunk)
                     handle.write(chunk)
+        except storage.StorageError as exc:
+            self._path.unlink(missing_ok=True)
+            raise Unavailable("The PDF's bytes could not be read from the storage; retried later.", code="storage_unavailable") from exc
         except BaseException:
             self._path.unlink(missing_ok=True)
             raise
@@ -276,6 +279,10 @@ def reprocess(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
 
 
 def delete_with_pdf(conn: Connection, account_id: int, pdf_id: str) -> None:
-    """In the transaction that deletes the PDF: its extraction, search entries and jobs."""
-    extractions.delete(conn, account_id, pdf_id)
+    """In the transaction that deletes the PDF: its jobs, extraction and search entries.
+
+    The jobs first: on PostgreSQL that waits for a worker's finish in progress (it holds the
+    job's row), so the pages it commits are seen and deleted here; a finish that comes later
+    finds no job and writes nothing."""
     job_queue.delete_for_subject(conn, account_id, pdf_id)
+    extractions.delete(conn, account_id, pdf_id)
