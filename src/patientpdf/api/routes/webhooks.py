@@ -27,6 +27,8 @@ REFUSED: Responses = {
         "webhook_url_unresolvable) or an event type is unknown (webhook_event_unknown, webhook_events_empty)",
     }
 }
+LIMIT: Responses = {409: {"model": ErrorBody, "description": "The account has 20 endpoints already (webhook_limit_reached)"}}
+DISABLED: Responses = {409: {"model": ErrorBody, "description": "The endpoint is disabled (webhook_disabled)"}}
 EventType = Literal["pdf.uploaded", "pdf.processed", "pdf.processing_failed", "pdf.deleted", "key.revoked"]
 
 
@@ -111,7 +113,9 @@ def _json(value: Any) -> Any:
     return value
 
 
-@router.post("/webhooks", status_code=201, response_model=NewSecret, responses=AUTH | REFUSED | NOT_JSON, summary="Register a webhook endpoint")
+@router.post(
+    "/webhooks", status_code=201, response_model=NewSecret, responses=AUTH | REFUSED | NOT_JSON | LIMIT, summary="Register a webhook endpoint"
+)
 @audited("webhook.create")
 async def create_webhook(body: WebhookCreate, principal: AdminPrincipal, context: ServiceContext) -> JSONResponse:
     """The answer holds the endpoint's signing `secret`, shown this once."""
@@ -147,7 +151,11 @@ async def delete_webhook(webhook_id: WebhookId, principal: AdminPrincipal, conte
 
 
 @router.post(
-    "/webhooks/{webhook_id}/rotate-secret", status_code=201, response_model=NewSecret, responses=AUTH | NOT_FOUND, summary="Rotate the signing secret"
+    "/webhooks/{webhook_id}/rotate-secret",
+    status_code=201,
+    response_model=NewSecret,
+    responses=AUTH | NOT_FOUND | NOT_JSON,
+    summary="Rotate the signing secret",
 )
 @audited("webhook.rotate_secret")
 async def rotate_secret(
@@ -160,7 +168,9 @@ async def rotate_secret(
     return JSONResponse(_json(row), status_code=201)
 
 
-@router.post("/webhooks/{webhook_id}/test", status_code=202, response_model=Delivery, responses=AUTH | NOT_FOUND, summary="Send a ping event")
+@router.post(
+    "/webhooks/{webhook_id}/test", status_code=202, response_model=Delivery, responses=AUTH | NOT_FOUND | DISABLED, summary="Send a ping event"
+)
 @audited("webhook.test")
 async def test_webhook(webhook_id: WebhookId, principal: AdminPrincipal, context: ServiceContext) -> JSONResponse:
     """A `webhook.ping` event to this endpoint; follow it in the delivery log."""
