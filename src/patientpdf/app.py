@@ -16,7 +16,7 @@ from patientpdf import __version__
 from patientpdf.api.audit import AuditMiddleware
 from patientpdf.api.errors import install_error_handlers
 from patientpdf.api.middleware import RequestLogMiddleware, SecurityHeadersMiddleware
-from patientpdf.api.routes import health, keys, patients, pdfs, search, uploads
+from patientpdf.api.routes import health, keys, patients, pdfs, search, uploads, webhooks
 from patientpdf.console import create_console
 from patientpdf.context import Context
 from patientpdf.logging import configure_logging
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_error_handlers(app)
-    for router in (uploads.router, pdfs.router, patients.router, search.router, keys.router, health.router):
+    for router in (uploads.router, pdfs.router, patients.router, search.router, keys.router, webhooks.router, health.router):
         app.include_router(router)
     _mount_offline_docs(app)
     _mount_console(app, context)

@@ -1,4 +1,4 @@
-"""What a running service holds: settings, database, storage, link signer, limiter. Built once per process."""
+"""What a running service holds: settings, database, storage, link signer, limiter, secret box. Built once per process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from patientpdf.db.engine import Database
 from patientpdf.security.audit_key import chain_key
 from patientpdf.security.links import LinkSigner, load_or_create_secret
 from patientpdf.security.rate_limits import RateLimits
+from patientpdf.security.secret_box import SecretBox
 from patientpdf.settings import Settings
 from patientpdf.storage import BlobStorage, open_storage
 
@@ -20,6 +21,7 @@ class Context:
     signer: LinkSigner
     audit_key: bytes
     rate_limits: RateLimits
+    secret_box: SecretBox  # seals the webhook endpoints' signing secrets
     # (loaded at, salt): this process's copy of the newest link salt, for signing (services/links.py)
     link_salt: tuple[float, str] = field(default=(float("-inf"), ""))
 
@@ -37,6 +39,7 @@ class Context:
             rate_limits=RateLimits(
                 settings.rate_limit_storage, settings.failed_auth_limit, settings.key_rate_limit, settings.rate_limit_prefix
             ),
+            secret_box=SecretBox(secret),
         )
 
     def close(self) -> None:

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     extract_max_memory_mb: int = Field(1024, ge=64, description="Address space of the extraction child process, in MiB.")
     extract_dpi: int = Field(300, ge=50, le=300, description="Resolution at which pages without a text layer are rendered for OCR.")
     extract_max_pixels: int = Field(25_000_000, ge=1_000_000, description="Pixels of one rendered page at most; the resolution is lowered to stay under it.")
+    # Webhooks (webhooks/): signed deliveries of events to the accounts' endpoints.
+    webhook_allowed_hosts: str = Field("", description="Comma-separated host names or addresses that may receive webhooks over plain HTTP and at any address, loopback included (development and tests); empty: none.")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60, description="Time allowed for one delivery attempt in total (connect, send, answer); past it the attempt failed with `timeout`.")
+    webhook_max_response_bytes: int = Field(16384, ge=0, description="Bytes of a receiver's answer read at most; the rest is not read.")
+    webhook_retry_scale: float = Field(1.0, gt=0, description="Multiplies the retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); tests shrink it.")
+    webhook_disable_after_seconds: float = Field(5 * 86400.0, gt=0, description="An endpoint whose deliveries have failed for this long without a success is disabled, and says so.")
 
     @field_validator("public_base_url")
     @classmethod

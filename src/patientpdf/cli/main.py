@@ -19,6 +19,7 @@ from patientpdf.cli.links import links
 from patientpdf.cli.patients import patients
 from patientpdf.cli.serve import db, serve
 from patientpdf.cli.storage import storage
+from patientpdf.cli.webhooks import webhooks
 from patientpdf.cli.worker import worker
 
 
@@ -27,7 +28,7 @@ def cli() -> None:
     """patientpdf: upload, store and serve patients' PDFs."""
 
 
-for command in (serve, worker, jobs, db, accounts, keys, links, audit, patients, storage, demo, console):
+for command in (serve, worker, jobs, db, accounts, keys, links, audit, patients, storage, webhooks, demo, console):
     cli.add_command(command)
 
 

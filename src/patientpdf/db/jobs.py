@@ -19,6 +19,7 @@ from sqlalchemy import delete as sql_delete
 from patientpdf.db.schema import jobs
 
 PROCESS_PDF = "process_pdf"
+DELIVER_WEBHOOK = "deliver_webhook"
 STATUSES = ("queued", "running", "done", "failed")
 
 

@@ -241,3 +241,65 @@ console_sessions = Table(
     Column("ended_at", UtcDateTime, nullable=True),
     Column("end_reason", String(20), nullable=True),  # signed_out, revoked, idle, expired
 )
+
+# Webhooks (webhooks/): an account's endpoints, the events written in the transaction of the
+# change they report, one delivery per event and endpoint (its id is the `webhook-id` header,
+# the same on every attempt), each delivery run by a `deliver_webhook` job, and its attempts.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("events", JSON, nullable=False),  # ["pdf.uploaded", ...]
+    Column("secret", Text, nullable=False),  # sealed (security/secret_box.py), never stored in the clear
+    Column("previous_secret", Text, nullable=True),  # sealed; still signs until previous_secret_expires_at
+    Column("previous_secret_expires_at", UtcDateTime, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+    Column("disabled_reason", String(40), nullable=True),  # gone (410), failing (for days), disabled (by the account)
+    Column("failing_since", UtcDateTime, nullable=True),  # first failed attempt since the last success
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(40), primary_key=True),  # evt_…
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON sent (and signed) on every attempt
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_events_account_created", "account_id", "created_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),  # msg_…: the webhook-id header, and its job's subject
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", String(40), ForeignKey("webhook_events.id"), nullable=False),
+    Column("attempts", Integer, nullable=False),  # attempts made (each one is in webhook_attempts)
+    Column("last_attempt_at", UtcDateTime, nullable=True),
+    Column("response_status", Integer, nullable=True),  # of the last attempt, if it got an answer
+    Column("error", String(60), nullable=True),  # stable code of the last attempt's failure
+    Column("succeeded_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", String(40), ForeignKey("webhook_deliveries.id"), nullable=False, index=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # the job's attempt number
+    Column("at", UtcDateTime, nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("error", String(60), nullable=True),  # timeout, connection_failed, http_status, webhook_url_not_public, …
+    Column("detail", Text, nullable=True),  # what happened, in our words (never the receiver's body)
+    Column("duration_ms", Integer, nullable=False),
+)

@@ -13,13 +13,14 @@ Jobs are enqueued by the services, in the transaction of the row they are about
 from patientpdf.jobs.admin import list_jobs, retry, stats
 from patientpdf.jobs.handlers import HANDLERS
 from patientpdf.jobs.processes import EmbeddedWorker, run_worker, run_workers
-from patientpdf.jobs.worker import Handler, PermanentFailure, Worker, backoff
+from patientpdf.jobs.worker import Handler, PermanentFailure, RetryLater, Worker, backoff
 
 __all__ = [
     "HANDLERS",
     "EmbeddedWorker",
     "Handler",
     "PermanentFailure",
+    "RetryLater",
     "Worker",
     "backoff",
     "list_jobs",

@@ -48,12 +48,24 @@ class PermanentFailure(Exception):
         self.detail = detail
 
 
+class RetryLater(Exception):
+    """A handler's verdict that this attempt failed in an expected way (a receiver answered
+    500): retried like any failure, with its own stable code and no traceback in the log."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class Handler:
     # The work, outside any transaction; returns the write of its result.
     run: Callable[[Context, queue.Claimed], ResultWrite]
     # Runs in the transaction that fails the job for good (e.g. drop an older result).
     on_failed: Callable[[Connection, queue.Claimed], None] | None = None
+    # Seconds before the next attempt after attempt number `attempts` failed; default: backoff().
+    retry_delay: Callable[[Context, int], float] | None = None
 
 
 class LeaseLost(Exception):
@@ -170,13 +182,15 @@ class Worker:
             write(conn)
 
     def _failed_attempt(self, job: queue.Claimed, exc: Exception) -> None:
-        code = exc.code if isinstance(exc, ApiError) else "internal_error"
-        message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        code = exc.code if isinstance(exc, (ApiError, RetryLater)) else "internal_error"
+        message = (exc.detail if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
         if job.attempts >= job.max_attempts:
             self._give_up(job, code, message)
             return
-        delay = backoff(job.attempts, self.retry_base, self.retry_max)
-        log.warning("job %d (%s) attempt %d failed (%s); retrying in %.1f s", job.id, job.kind, job.attempts, code, delay, exc_info=exc)
+        retry_delay = self.handlers[job.kind].retry_delay
+        delay = retry_delay(self.ctx, job.attempts) if retry_delay else backoff(job.attempts, self.retry_base, self.retry_max)
+        trace = None if isinstance(exc, RetryLater) else exc
+        log.warning("job %d (%s) attempt %d failed (%s); retrying in %.1f s", job.id, job.kind, job.attempts, code, delay, exc_info=trace)
         now = self.clock()
         with self.ctx.db.write() as conn:
             if not queue.retry_later(conn, job.id, job.lease_owner, now, now + timedelta(seconds=delay), code, message):

@@ -21,14 +21,24 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
-def new_pdf_id() -> str:
+def new_id(prefix: str) -> str:
+    """`prefix` + "_" + 29 characters: e.g. pdf_…, and the webhooks' evt_… and msg_…"""
     millis = time.time_ns() // 1_000_000
     value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)
-    return "pdf_" + _encode(value, _LENGTH)
+    return f"{prefix}_" + _encode(value, _LENGTH)
+
+
+def is_id(value: str, prefix: str) -> bool:
+    head = f"{prefix}_"
+    return len(value) == len(head) + _LENGTH and value.startswith(head) and all(c in _ALPHABET for c in value[len(head) :])
+
+
+def new_pdf_id() -> str:
+    return new_id("pdf")
 
 
 def is_pdf_id(value: str) -> bool:
-    return len(value) == 4 + _LENGTH and value.startswith("pdf_") and all(c in _ALPHABET for c in value[4:])
+    return is_id(value, "pdf")
 
 
 # Patients, keys and accounts have INTEGER ids (32-bit in PostgreSQL), counted from 1.

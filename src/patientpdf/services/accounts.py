@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, RowMapping
 
+from patientpdf import webhooks
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
 from patientpdf.errors import Forbidden, Unauthenticated
@@ -136,11 +137,14 @@ def _key_in(conn: Connection, key_id: int, account_id: int | None) -> RowMapping
 
 
 def revoke_key(ctx: Context, key_id: int, account_id: int | None = None, actor: Actor = CLI) -> dict[str, Any]:
-    """Revoked at once, in every process: authentication reads the key's row on every request."""
+    """Revoked at once, in every process: authentication reads the key's row on every request.
+    Its key.revoked event is written in the same transaction (not again for a revoked key)."""
     with ctx.db.write() as conn:
-        _key_in(conn, key_id, account_id)
+        before = _key_in(conn, key_id, account_id)
         row = repo.revoke_api_key(conn, key_id, now_utc())
         _audit_key_change(ctx, conn, "key.revoke", row, actor)
+        if before["revoked_at"] is None:
+            webhooks.emit(conn, row["account_id"], webhooks.KEY_REVOKED, webhooks.key_revoked_data(row), row["revoked_at"])
     return public_key(row)
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import Connection, RowMapping
 
-from patientpdf import storage
+from patientpdf import storage, webhooks
 from patientpdf.context import Context
 from patientpdf.db import repositories as repo
 from patientpdf.errors import BadRequest, Forbidden, InsufficientStorage, NotFound, Unavailable
@@ -107,6 +107,7 @@ async def record_pdf(
         duplicate_of = repo.find_duplicate_pdf(conn, account_id, patient_id, values["sha256"])
         repo.insert_pdf(conn, values)
         processing.enqueue(conn, ctx.settings, account_id, pdf_id)  # a committed PDF always has its job
+        webhooks.emit(conn, account_id, webhooks.PDF_UPLOADED, webhooks.pdf_data(values), now_utc())
         if claim is not None:
             idempotency.finish(conn, account_id, claim, fingerprint, pdf_id)
         event.pdf_id, event.patient_id = pdf_id, patient_id
@@ -195,14 +196,17 @@ def list_pdfs(
 
 
 def delete_pdf(ctx: Context, account_id: int, pdf_id: str) -> RowMapping:
-    """Delete the row (with its extraction, search entries and jobs) first, then the bytes:
-    a crash in between leaves bytes, never a dangling row."""
+    """Delete the row (with its extraction, search entries and jobs; its pdf.deleted event in the
+    same transaction) first, then the bytes: a crash in between leaves bytes, never a dangling row."""
     row = None
     if is_pdf_id(pdf_id):
         with ctx.db.write() as conn:
             if repo.get_pdf(conn, account_id, pdf_id) is not None:
                 processing.delete_with_pdf(conn, account_id, pdf_id)
             row = repo.delete_pdf(conn, account_id, pdf_id)
+            if row is not None:
+                deleted_at = now_utc()
+                webhooks.emit(conn, account_id, webhooks.PDF_DELETED, webhooks.deleted_data(row, deleted_at), deleted_at)
     if row is None:
         raise _pdf_not_found(pdf_id)
     _delete_blob_quietly(ctx, row["storage_key"])

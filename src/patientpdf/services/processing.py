@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, RowMapping
 
-from patientpdf import storage
+from patientpdf import storage, webhooks
 from patientpdf.context import Context
 from patientpdf.db import extractions
 from patientpdf.db import jobs as job_queue
@@ -90,13 +90,25 @@ def process_pdf(ctx: Context, account_id: int, pdf_id: str, lease_owner: str) ->
     log.info("extracted %s: %d pages in %.2f s", pdf_id, len(document.pages), time.monotonic() - started)
     extraction, pages = _rows(row, document, lease_owner)
     terms = [page_terms(page["words"]) for page in pages]
-    return lambda conn: extractions.replace(conn, extraction, pages, terms)
+
+    def write(conn: Connection) -> None:
+        extractions.replace(conn, extraction, pages, terms)
+        webhooks.emit(conn, account_id, webhooks.PDF_PROCESSED, webhooks.processed_data(row, extraction), now_utc())
+
+    return write
 
 
 def forget(conn: Connection, account_id: int | None, pdf_id: str | None) -> None:
-    """A PDF whose processing failed for good keeps no older extraction (reprocessing)."""
-    if account_id is not None and pdf_id is not None:
-        extractions.delete(conn, account_id, pdf_id)
+    """A PDF whose processing failed for good keeps no older extraction (reprocessing), and
+    its pdf.processing_failed event is written in the transaction that fails the job."""
+    if account_id is None or pdf_id is None:
+        return
+    extractions.delete(conn, account_id, pdf_id)
+    pdf = repo.get_pdf(conn, account_id, pdf_id)
+    job = job_queue.for_subject(conn, job_queue.PROCESS_PDF, pdf_id)
+    if pdf is not None and job is not None:
+        data = webhooks.processing_failed_data(pdf, job["error"], job["finished_at"])
+        webhooks.emit(conn, account_id, webhooks.PDF_PROCESSING_FAILED, data, now_utc())
 
 
 class fetched_copy:
