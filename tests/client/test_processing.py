@@ -16,6 +16,7 @@ import pytest
 from client.conftest import PPDF, make_pdf
 from conftest import LiveServer, Tenant
 from patientpdf.jobs import HANDLERS, Worker
+from patientpdf.processing import release_extractor
 from patientpdf_client import Client, NotFound
 
 
@@ -30,7 +31,15 @@ def running_worker(server: LiveServer) -> Iterator[None]:
     """The real job worker (and its extraction child) on the test server's database, as
     `serve`'s embedded worker would run it: the client waits for its work over HTTP."""
     stop = threading.Event()
-    thread = threading.Thread(target=Worker(server.context, HANDLERS).run, args=(stop,), daemon=True)
+    worker = Worker(server.context, HANDLERS)
+
+    def work() -> None:
+        try:
+            worker.run(stop)
+        finally:
+            release_extractor()  # this thread's extraction child ends with it
+
+    thread = threading.Thread(target=work, daemon=True)
     thread.start()
     try:
         yield

@@ -19,7 +19,7 @@ from .model import (
     PageExtraction,
     Word,
 )
-from .sandbox import Extractor, extract_document
+from .sandbox import Extractor, extract_document, release_extractor
 
 __all__ = [
     "ERROR_CODES",
@@ -32,4 +32,5 @@ __all__ = [
     "engine_versions",
     "extract_document",
     "extract_in_process",
+    "release_extractor",
 ]

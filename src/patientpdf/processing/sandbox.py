@@ -403,3 +403,11 @@ def extract_document(path: Path, limits: ExtractionLimits) -> DocumentExtraction
         _local.extractor = extractor
         _local.pid = os.getpid()
     return extractor.extract(path, limits)
+
+
+def release_extractor() -> None:
+    """Stop the calling thread's kept child, e.g. when a worker thread ends before its process."""
+    extractor: Extractor | None = getattr(_local, "extractor", None)
+    if extractor is not None and getattr(_local, "pid", None) == os.getpid():
+        extractor.close()
+    _local.extractor = None
