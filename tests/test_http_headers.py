@@ -63,7 +63,8 @@ def concrete(template: str, ids: dict[str, str]) -> str:
 def ids(server: LiveServer, tenant: Tenant) -> dict[str, str]:
     pdf = server.upload(tenant, sample("valid.pdf"))
     assert pdf.status_code == 201
-    return {"patient_id": str(tenant.patient_id), "pdf_id": pdf.json()["id"], "key_id": str(tenant.key_id), "page": "1"}
+    return {"patient_id": str(tenant.patient_id), "pdf_id": pdf.json()["id"], "key_id": str(tenant.key_id), "page": "1",
+            "webhook_id": "1", "delivery_id": "msg_" + "0" * 29}
 
 
 def test_the_route_table_is_the_whole_api() -> None:
@@ -136,6 +137,18 @@ def _authenticated_requests(server: LiveServer, tenant: Tenant, ids: dict[str, s
     yield "POST", "/pdfs/{pdf_id}/reprocess", client.post(f"/pdfs/{d}/reprocess", headers=key)
     yield "GET", "/search", client.get("/search", headers=key, params={"q": "riverside"})
     yield "DELETE", "/pdfs/{pdf_id}", client.delete(f"/pdfs/{spare_pdf.json()['id']}", headers=key)
+    # webhooks: the list, a refused registration (no public HTTPS here) and an unknown endpoint
+    yield "GET", "/webhooks", client.get("/webhooks", headers=key)
+    yield "POST", "/webhooks", client.post("/webhooks", headers=key, json={"url": "http://127.0.0.1:9/", "events": ["pdf.uploaded"]})
+    w, m = ids["webhook_id"], ids["delivery_id"]
+    yield "GET", "/webhooks/{webhook_id}", client.get(f"/webhooks/{w}", headers=key)
+    yield "PATCH", "/webhooks/{webhook_id}", client.patch(f"/webhooks/{w}", headers=key, json={"enabled": False})
+    yield "DELETE", "/webhooks/{webhook_id}", client.delete(f"/webhooks/{w}", headers=key)
+    yield "POST", "/webhooks/{webhook_id}/rotate-secret", client.post(f"/webhooks/{w}/rotate-secret", headers=key, json={})
+    yield "POST", "/webhooks/{webhook_id}/test", client.post(f"/webhooks/{w}/test", headers=key)
+    yield "GET", "/webhooks/{webhook_id}/deliveries", client.get(f"/webhooks/{w}/deliveries", headers=key)
+    yield "GET", "/webhooks/{webhook_id}/deliveries/{delivery_id}", client.get(f"/webhooks/{w}/deliveries/{m}", headers=key)
+    yield "POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry", client.post(f"/webhooks/{w}/deliveries/{m}/retry", headers=key)
     # errors: the framework's and ours
     yield "error", "401", client.get("/patients")
     yield "error", "401 upload", client.post(f"/patients/{p}/pdf/", headers={"X-API-Key": "ppk_wrong"})
