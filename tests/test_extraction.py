@@ -216,6 +216,24 @@ def test_scan_stored_sideways_with_rotate_90_is_read_upright(tmp_path: Path) -> 
         assert_centre_near(find(page, known.text), known, 3.0)
 
 
+def test_a_page_scanned_sideways_without_rotate_is_read_where_it_lies(tmp_path: Path) -> None:
+    image, placed = scan_image(SCAN_LINES * 3, 200)
+    pdf = pikepdf.new()
+    image_page(pdf, image.transpose(Image.Transpose.ROTATE_90), 200)  # landscape, text running up
+    path = save(pdf, tmp_path / "sideways.pdf")
+
+    page = extract_document(path, LIMITS).pages[0]
+
+    assert page.source == "ocr" and page.rotation == 0 and (page.width, page.height) == (792.0, 612.0)
+    found = Counter(w.text for w in page.words)
+    assert sum((found & Counter(w.text for w in placed)).values()) >= 0.9 * len(placed)
+    for known in placed[:3]:
+        # turned 90 degrees counter-clockwise: (x, y) on the upright sheet is (y, 612 - x) here
+        x, y = known.centre
+        turned = PlacedWord(known.text, y, 612 - x, y, 612 - x)
+        assert_centre_near(find(page, known.text), turned, 3.0)
+
+
 def test_mixed_packet_uses_the_text_layer_or_ocr_page_by_page(tmp_path: Path) -> None:
     image, placed = scan_image(SCAN_LINES, 200)
     pdf = pikepdf.new()

@@ -23,6 +23,7 @@ from typing import Any
 
 from .model import (
     ENGINE_CRASHED,
+    ERROR_CODES,
     ENGINE_UNAVAILABLE,
     MEMORY_LIMIT,
     TIMEOUT,
@@ -49,6 +50,10 @@ MAX_MESSAGE_BYTES = 64 << 20
 
 class _Timeout(Exception):
     pass
+
+
+class _PageLost(Exception):
+    """The child reported a page it could not finish and is gone."""
 
 
 class _Garbled(Exception):
@@ -304,43 +309,20 @@ class Extractor:
                     code, detail = child.death()
                     child.kill()
                     self._child = None
-                    self._page_failed(run, current, frame, code, detail)
+                    self._page_failed(run, _at(run, current), frame, code, detail)
                     return False
-                if "error" in message:
-                    if current is None or message.get("page") in (None, 0):
-                        if message["error"] == MEMORY_LIMIT:
-                            child.kill()
-                            self._child = None
-                        raise ExtractionFailed(str(message["error"]), str(message["detail"]))
-                    child.kill()  # the child exits after a MemoryError
-                    self._child = None
-                    self._page_failed(run, current, frame, str(message["error"]), f"the page needed more than the memory limit of {limits.max_memory_bytes >> 20} MiB")
-                    return False
-                if "open" in message:
-                    run.page_count = int(message["open"])
-                elif "start" in message:
-                    current = int(message["start"])
-                    frame = (float(message.get("width", 0.0)), float(message.get("height", 0.0)), 0)
-                elif "page" in message:
-                    try:
-                        page = PageData.from_wire(message["page"]).extraction()
-                    except (KeyError, TypeError, ValueError, AttributeError):
-                        raise _Garbled from None
-                    if page.page != run.next_index + 1:
-                        raise _Garbled
-                    run.pages.append(page)
-                    if message.get("note"):
-                        run.notes.append(str(message["note"]))
-                    current = None
-                elif "end" in message:
-                    child.documents += 1
-                    child.rss = int(message.get("rss", 0))
-                    self.last_child_maxrss = max(self.last_child_maxrss, int(message.get("maxrss", 0)))
+                try:
+                    done, current, frame = self._take(message, run, child, current, frame)
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    raise _Garbled from None
+                if done:
                     return True
+        except _PageLost:
+            return False
         except _Garbled:
             child.kill()
             self._child = None
-            self._page_failed(run, current, frame, ENGINE_CRASHED, "the extraction process sent a malformed answer")
+            self._page_failed(run, _at(run, current), frame, ENGINE_CRASHED, "the extraction process sent a malformed answer")
             return False
         except _Timeout:
             child.kill()
@@ -350,10 +332,53 @@ class Extractor:
                 if not any(p.source != "none" for p in run.pages):
                     raise ExtractionFailed(TIMEOUT, f"no page finished within the total time limit of {limits.total_timeout_seconds:g} s") from None
                 return True
-            if current is None:
+            if run.page_count is None:
                 raise ExtractionFailed(TIMEOUT, f"the PDF did not open within {limits.page_timeout_seconds:g} s") from None
-            self._page_failed(run, current, frame, TIMEOUT, f"took longer than the page time limit of {limits.page_timeout_seconds:g} s")
+            self._page_failed(run, _at(run, current), frame, TIMEOUT, f"took longer than the page time limit of {limits.page_timeout_seconds:g} s")
             return False
+
+    def _take(
+        self, message: dict[str, Any], run: _Run, child: _Child, current: int | None, frame: tuple[float, float, int]
+    ) -> tuple[bool, int | None, tuple[float, float, int]]:
+        """Apply one message of the child to the run: (the document is done, the page being read, its size)."""
+        limits = run.limits
+        if "error" in message:
+            code = str(message["error"])
+            if code not in ERROR_CODES:
+                raise _Garbled
+            if current is None or message.get("page") in (None, 0):
+                if code == MEMORY_LIMIT:  # the child exits after a MemoryError
+                    child.kill()
+                    self._child = None
+                raise ExtractionFailed(code, str(message["detail"]))
+            child.kill()
+            self._child = None
+            self._page_failed(run, current, frame, code, f"the page needed more than the memory limit of {limits.max_memory_bytes >> 20} MiB")
+            raise _PageLost
+        if "open" in message:
+            count = int(message["open"])
+            if not 1 <= count <= limits.max_pages:
+                raise _Garbled
+            run.page_count = count
+        elif "start" in message:
+            current = int(message["start"])
+            if current != run.next_index + 1:
+                raise _Garbled
+            frame = (float(message.get("width", 0.0)), float(message.get("height", 0.0)), 0)
+        elif "page" in message:
+            page = PageData.from_wire(message["page"]).extraction()
+            if page.page != run.next_index + 1:
+                raise _Garbled
+            run.pages.append(page)
+            if message.get("note"):
+                run.notes.append(str(message["note"]))
+            current = None
+        elif "end" in message:
+            child.documents += 1
+            child.rss = int(message.get("rss", 0))
+            self.last_child_maxrss = max(self.last_child_maxrss, int(message.get("maxrss", 0)))
+            return True, current, frame
+        return False, current, frame
 
     def _page_failed(self, run: _Run, current: int | None, frame: tuple[float, float, int], code: str, detail: str) -> None:
         if current is None or run.page_count is None:
@@ -382,6 +407,14 @@ class Extractor:
         note = "; ".join(run.notes) or None
         complete = note is None and len(run.pages) == run.page_count
         return DocumentExtraction(run.page_count, tuple(run.pages), run.engines, complete, note)
+
+
+def _at(run: _Run, current: int | None) -> int | None:
+    """The page a failure belongs to: the one being read, or between pages the next one
+    (None before the document opened: the document itself failed)."""
+    if current is None and run.page_count is not None:
+        return run.next_index + 1
+    return current
 
 
 _local = threading.local()
