@@ -358,3 +358,45 @@ class Client:
 
     def revoke_key(self, key_id: int) -> ApiKey:
         return cast(ApiKey, self._json(call("revoke_key", key_id=key_id)))
+
+    # Webhooks (admin scope): endpoints, their signing secret (shown once), the delivery log.
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._json(call("list_webhooks")))
+
+    def create_webhook(self, url: str, events: list[str]) -> dict[str, Any]:
+        """A new endpoint; its `secret` (whsec_…) is in this answer only."""
+        return cast(dict[str, Any], self._json(call("create_webhook", json={"url": url, "events": events}, ok=(201,))))
+
+    def get_webhook(self, webhook_id: int) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(call("get_webhook", webhook_id=webhook_id)))
+
+    def update_webhook(
+        self, webhook_id: int, *, url: str | None = None, events: list[str] | None = None, enabled: bool | None = None
+    ) -> dict[str, Any]:
+        body = {key: value for key, value in (("url", url), ("events", events), ("enabled", enabled)) if value is not None}
+        return cast(dict[str, Any], self._json(call("update_webhook", json=body, webhook_id=webhook_id)))
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        self._send(call("delete_webhook", ok=(204,), webhook_id=webhook_id))
+
+    def rotate_webhook_secret(self, webhook_id: int, *, grace_seconds: int | None = None) -> dict[str, Any]:
+        """A new secret (shown once); the old one keeps signing beside it for the grace period."""
+        body = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
+        return cast(dict[str, Any], self._json(call("rotate_webhook_secret", json=body, ok=(201,), webhook_id=webhook_id)))
+
+    def test_webhook(self, webhook_id: int) -> dict[str, Any]:
+        """Queue a webhook.ping to this endpoint; the answer is its delivery."""
+        return cast(dict[str, Any], self._json(call("test_webhook", ok=(202,), webhook_id=webhook_id)))
+
+    def list_webhook_deliveries(self, webhook_id: int, *, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        params = {"status": status, "limit": limit}
+        return cast(list[dict[str, Any]], self._json(call("list_webhook_deliveries", params=params, webhook_id=webhook_id)))
+
+    def get_webhook_delivery(self, webhook_id: int, delivery_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(call("get_webhook_delivery", webhook_id=webhook_id, delivery_id=delivery_id)))
+
+    def retry_webhook_delivery(self, webhook_id: int, delivery_id: str) -> dict[str, Any]:
+        """Send the delivery again, with the same webhook-id."""
+        return cast(
+            dict[str, Any], self._json(call("retry_webhook_delivery", ok=(202,), webhook_id=webhook_id, delivery_id=delivery_id))
+        )
