@@ -364,7 +364,10 @@ def test_an_engine_crash_costs_its_page_and_a_fresh_child_reads_on(tmp_path: Pat
     path = save(pdf, tmp_path / "crash.pdf")
     outcome: list[DocumentExtraction] = []
     with Extractor() as extractor:
-        worker = threading.Thread(target=lambda: outcome.append(extractor.extract(path, ExtractionLimits(page_timeout_seconds=600))))
+        # A roomy address space: the child's virtual size (thread arenas) must not look like "near the
+        # memory limit", which is how death() names an out-of-memory abort; this test is about a crash.
+        limits = ExtractionLimits(page_timeout_seconds=600, max_memory_bytes=4 << 30)
+        worker = threading.Thread(target=lambda: outcome.append(extractor.extract(path, limits)))
         worker.start()
         child = _wait_for(lambda: extractor.child_pid)
         _wait_for(lambda: _cpu_seconds(child) > 1.0 or None)  # deep in page 2, the spinning one
