@@ -200,6 +200,16 @@ def test_another_accounts_patient_or_pdf_is_not_found(server: LiveServer, tenant
     assert server.client.get("/patients", headers=other.headers).status_code == 200  # their key still works
 
 
+def test_ids_in_console_paths_follow_the_apis_one_rule(server: LiveServer, tenant: Tenant, browsers: Callable[..., Browser]) -> None:
+    """`01`, `+1`, `1.0`… name no patient or key in the console either: 404, never the row with id 1."""
+    browser = browsers(server, tenant.account_id)
+    assert browser.client.get(f"/console/patients/{tenant.patient_id}").status_code == 200
+    for raw in (f"0{tenant.patient_id}", f"+{tenant.patient_id}", f"{tenant.patient_id}.0", f"{tenant.patient_id}_0"):
+        assert browser.client.get(f"/console/patients/{raw}").status_code == 404, raw
+        assert browser.post(f"/console/keys/{raw.replace(str(tenant.patient_id), str(tenant.key_id))}/revoke").status_code == 404, raw
+    assert server.client.get("/patients", headers=tenant.headers).status_code == 200  # the key was not revoked
+
+
 def test_the_console_never_takes_an_api_key_and_the_api_never_takes_the_cookie(
     server: LiveServer, tenant: Tenant, browsers: Callable[..., Browser]
 ) -> None:
