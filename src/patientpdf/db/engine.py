@@ -20,6 +20,7 @@ from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from patientpdf.db import driver_sql
 from patientpdf.db.group_commit import GroupCommit
 from patientpdf.errors import Unavailable
 
@@ -39,8 +40,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
+    # On the driver (db.driver_sql): every request's transaction starts here.
     if not conn.get_execution_options().get("writes"):
-        conn.exec_driver_sql("BEGIN DEFERRED")
+        driver_sql.execute(conn, "BEGIN DEFERRED")
         return
     # Writers take the lock up front, so two workers never deadlock upgrading a read lock.
     # SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries, which turns a
@@ -48,11 +50,11 @@ def _sqlite_begin(conn: Connection) -> None:
     # in short, jittered steps instead, up to the same overall timeout.
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     delay = 0.0002
-    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    driver_sql.execute(conn, "PRAGMA busy_timeout=0")
     try:
         while True:
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                driver_sql.execute(conn, "BEGIN IMMEDIATE")
                 return
             except OperationalError as exc:
                 if "locked" not in str(exc.orig) or time.monotonic() > deadline:
@@ -60,7 +62,7 @@ def _sqlite_begin(conn: Connection) -> None:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 1.5, 0.005)
     finally:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        driver_sql.execute(conn, f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 class _WriterQueue:

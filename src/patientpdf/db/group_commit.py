@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from patientpdf.db.driver_sql import Savepoint
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 64
@@ -88,7 +90,7 @@ class GroupCommit:
                 else:
                     for work, _future in batch:
                         try:
-                            with conn.begin_nested():
+                            with Savepoint(conn):
                                 outcomes.append((True, work(conn)))
                         except OperationalError:
                             raise  # the database itself failed: the whole batch does

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, func, or_, select, update
 from sqlalchemy import delete as sql_delete
 
+from patientpdf.db import driver_sql
 from patientpdf.db.schema import jobs
 
 PROCESS_PDF = "process_pdf"
@@ -46,14 +47,18 @@ def enqueue(
     max_attempts: int,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    """Add a job, due now, inside the caller's transaction (with the row it is about)."""
-    conn.execute(
-        insert(jobs),
-        {
-            "kind": kind, "subject": subject, "account_id": account_id, "payload": payload or {}, "status": "queued",
-            "attempts": 0, "max_attempts": max_attempts, "run_at": now, "created_at": now,
-        },
-    )  # fmt: skip
+    """Add a job, due now, inside the caller's transaction (with the row it is about). Every
+    upload adds one: on the driver (db.driver_sql)."""
+    at = driver_sql.timestamp(conn, now)
+    driver_sql.execute(
+        conn, _ENQUEUE, (kind, subject, account_id, driver_sql.json_value(conn, payload or {}), max_attempts, at, at)
+    )
+
+
+_ENQUEUE = (
+    "INSERT INTO jobs (kind, subject, account_id, payload, status, attempts, max_attempts, run_at, created_at) "
+    "VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)"
+)
 
 
 def _due(table: Any, now: datetime) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
+from patientpdf.db import driver_sql
 from patientpdf.db.schema import (
     accounts,
     api_keys,
@@ -83,12 +84,22 @@ def set_api_key_expiry(conn: Connection, key_id: int, expires_at: datetime) -> R
     return _written(get_api_key(conn, key_id))
 
 
-_API_KEY_BY_PREFIX = select(api_keys).where(api_keys.c.prefix == bindparam("prefix"))
+_KEY_FOR_AUTHENTICATION = (
+    "id", "account_id", "prefix", "key_hash", "scopes", "last_used_at", "revoked_at", "expires_at",
+)  # fmt: skip
+_API_KEY_BY_PREFIX = f"SELECT {', '.join(_KEY_FOR_AUTHENTICATION)} FROM api_keys WHERE prefix = ?"
 
 
-def find_api_key_by_prefix_for_authentication(conn: Connection, prefix: str) -> RowMapping | None:
-    """Unscoped by design: authentication is what finds the account."""
-    return conn.execute(_API_KEY_BY_PREFIX, {"prefix": prefix}).mappings().first()
+def find_api_key_by_prefix_for_authentication(conn: Connection, prefix: str) -> dict[str, Any] | None:
+    """Unscoped by design: authentication is what finds the account. Every request asks: on
+    the driver (db.driver_sql), with the key's fields authentication reads."""
+    found = driver_sql.execute(conn, _API_KEY_BY_PREFIX, (prefix,)).fetchone()
+    if found is None:
+        return None
+    row = dict(zip(_KEY_FOR_AUTHENTICATION, found, strict=True))
+    for name in ("last_used_at", "revoked_at", "expires_at"):
+        row[name] = driver_sql.read_timestamp(row[name])
+    return row
 
 
 def list_api_keys(conn: Connection, account_id: int | None, after: int | None = None, limit: int | None = None) -> Sequence[RowMapping]:
@@ -124,6 +135,13 @@ def get_patient(conn: Connection, account_id: int, patient_id: int) -> RowMappin
     return conn.execute(_PATIENT, {"patient_id": patient_id, "account_id": account_id}).mappings().first()
 
 
+def patient_owner(conn: Connection, patient_id: int) -> int | None:
+    """Unscoped by design: the id of the patient's account, or None if there is no such patient.
+    One read on the driver, for the upload's admission (403 and 404 told apart)."""
+    found = driver_sql.execute(conn, "SELECT account_id FROM patients WHERE id = ?", (patient_id,)).fetchone()
+    return found[0] if found else None
+
+
 def patient_exists_in_any_account(conn: Connection, patient_id: int) -> bool:
     """Unscoped by design: the upload doc answers 403, not 404, for another account's patient."""
     return conn.execute(select(patients.c.id).where(patients.c.id == patient_id)).first() is not None
@@ -143,11 +161,20 @@ def list_patients(
 
 # pdfs -------------------------------------------------------------------------------------
 
-_INSERT_PDF = insert(pdfs)
+_PDF_COLUMNS = (
+    "id", "account_id", "patient_id", "filename", "storage_key", "size", "sha256", "content_type", "page_count",
+    "repaired", "created_at", "active_content",
+)  # fmt: skip
+_INSERT_PDF = f"INSERT INTO pdfs ({', '.join(_PDF_COLUMNS)}) VALUES ({', '.join('?' * len(_PDF_COLUMNS))})"
 
 
 def insert_pdf(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(_INSERT_PDF, values)  # values bound, not built into the statement: no per-call compile
+    """Every upload's row: on the driver (db.driver_sql), values adapted as the columns' types would."""
+    row = values | {
+        "created_at": driver_sql.timestamp(conn, values["created_at"]),
+        "active_content": driver_sql.json_value(conn, values["active_content"]),
+    }
+    driver_sql.execute(conn, _INSERT_PDF, tuple(row[name] for name in _PDF_COLUMNS))
 
 
 _PDF_BY_ID = select(pdfs).where(pdfs.c.id == bindparam("pdf_id"))
@@ -210,15 +237,18 @@ def delete_pdf(conn: Connection, account_id: int, pdf_id: str) -> RowMapping | N
 _SAME_BYTES = select(pdfs.c.id).where(
     pdfs.c.account_id == bindparam("account_id"), pdfs.c.patient_id == bindparam("patient_id"), pdfs.c.sha256 == bindparam("sha256")
 )
-_NEWEST_DUPLICATE = _SAME_BYTES.order_by(pdfs.c.id.desc()).limit(1)
+_NEWEST_DUPLICATE_SQL = (
+    "SELECT id FROM pdfs WHERE account_id = ? AND patient_id = ? AND sha256 = ? ORDER BY id DESC LIMIT 1"
+)
 _NEWEST_DUPLICATE_BEFORE = _SAME_BYTES.where(pdfs.c.id < bindparam("before")).order_by(pdfs.c.id.desc()).limit(1)
 
 
 def find_duplicate_pdf(conn: Connection, account_id: int, patient_id: int, sha256: str, before: str | None = None) -> str | None:
     """The newest PDF of the patient with the same bytes (older than `before`, if given: ids sort by time)."""
     params = {"account_id": account_id, "patient_id": patient_id, "sha256": sha256}
-    if before is None:
-        return conn.execute(_NEWEST_DUPLICATE, params).scalar()
+    if before is None:  # every upload asks (in its group commit): on the driver
+        found = driver_sql.execute(conn, _NEWEST_DUPLICATE_SQL, (account_id, patient_id, sha256)).fetchone()
+        return found[0] if found else None
     return conn.execute(_NEWEST_DUPLICATE_BEFORE, params | {"before": before}).scalar()
 
 

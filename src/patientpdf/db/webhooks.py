@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, delete, insert, select, update
 
+from patientpdf.db import driver_sql
 from patientpdf.db.jobs import DELIVER_WEBHOOK
 from patientpdf.db.schema import jobs, webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events
 
@@ -46,11 +47,14 @@ def count_endpoints(conn: Connection, account_id: int) -> int:
     return len(conn.execute(select(webhook_endpoints.c.id).where(webhook_endpoints.c.account_id == account_id)).all())
 
 
-def enabled_endpoints(conn: Connection, account_id: int) -> Sequence[RowMapping]:
-    """The fan-out's read, inside the transaction of the change an event reports."""
-    c = webhook_endpoints.c
-    query = select(c.id, c.events).where(c.account_id == account_id, c.enabled.is_(True)).order_by(c.id)
-    return conn.execute(query).mappings().all()
+def enabled_endpoints(conn: Connection, account_id: int) -> list[dict[str, Any]]:
+    """The fan-out's read (id and events), inside the transaction of the change an event
+    reports. Every upload asks: on the driver (db.driver_sql)."""
+    found = driver_sql.execute(conn, _ENABLED_ENDPOINTS, (account_id, True)).fetchall()
+    return [{"id": endpoint_id, "events": driver_sql.read_json(events)} for endpoint_id, events in found]
+
+
+_ENABLED_ENDPOINTS = "SELECT id, events FROM webhook_endpoints WHERE account_id = ? AND enabled = ? ORDER BY id"
 
 
 def update_endpoint(conn: Connection, account_id: int, endpoint_id: int, values: dict[str, Any]) -> RowMapping | None:

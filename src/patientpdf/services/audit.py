@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, insert, or_, select, text
+from sqlalchemy import Connection, RowMapping, Select, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from patientpdf.context import Context
+from patientpdf.db import driver_sql
 from patientpdf.db.schema import audit_events
 from patientpdf.errors import Unavailable
 from patientpdf.services.clock import now_utc
@@ -33,8 +34,9 @@ CHAINED_FIELDS = (
     "seq", "at", "action", "outcome", "account_id", "key_prefix", "client", "request_id", "patient_id", "pdf_id", "subject",
 )  # fmt: skip
 EXPORT_FIELDS = (*CHAINED_FIELDS, "prev_hash", "hash")
-# Built once, values bound per call: .values(**record) would rebuild and re-key the statement each time.
-_INSERT = insert(audit_events)
+# Every upload appends one, in its group commit: plain SQL on the driver (db.driver_sql).
+_INSERTED = (*CHAINED_FIELDS, "prev_hash", "hash")
+_INSERT = f"INSERT INTO audit_events ({', '.join(_INSERTED)}) VALUES ({', '.join('?' * len(_INSERTED))})"
 
 
 @dataclass
@@ -63,15 +65,16 @@ def record_hash(key: bytes, record: dict[str, Any]) -> str:
 def append(conn: Connection, key: bytes, event: AuditEvent) -> None:
     """Add one record at the head of the chain, inside the caller's write transaction."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _APPEND_LOCK})
+        driver_sql.execute(conn, "SELECT pg_advisory_xact_lock(?)", (_APPEND_LOCK,))
     # Plain SQL: this runs inside the write transaction every upload queues for.
-    head = conn.exec_driver_sql("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first()
+    head = driver_sql.execute(conn, "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     record: dict[str, Any] = asdict(event)
     # Microseconds only: what both databases keep, so the hash survives the round trip.
-    record.update(seq=(head.seq + 1) if head else 1, at=now_utc(), prev_hash=head.hash if head else GENESIS)
+    record.update(seq=(head[0] + 1) if head else 1, at=now_utc(), prev_hash=head[1] if head else GENESIS)
     record["hash"] = record_hash(key, record)
+    at = driver_sql.timestamp(conn, record["at"])
     try:
-        conn.execute(_INSERT, record)
+        driver_sql.execute(conn, _INSERT, tuple(record[name] if name != "at" else at for name in _INSERTED))
     except SQLAlchemyError as exc:
         raise Unavailable(
             "The audit trail cannot be written, so nothing is done. Retry in a few seconds.", code="audit_unavailable"

@@ -33,17 +33,21 @@ def no_patient_with_this_id() -> NotFound:
     )
 
 
+def _not_owned(patient_exists: bool, patient_id: int) -> Exception:
+    if patient_exists:
+        return Forbidden(
+            "Unauthorized access: you can only use patients associated with your account.",
+            code="patient_forbidden",
+        )
+    return NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
+
+
 def owned_patient_in(conn: Connection, account_id: int, patient_id: int) -> RowMapping:
     """The patient if it belongs to the account; 404 if it does not exist, 403 if it is another's."""
     row = repo.get_patient(conn, account_id, patient_id)
     if row is not None:
         return row
-    if repo.patient_exists_in_any_account(conn, patient_id):
-        raise Forbidden(
-            "Unauthorized access: you can only use patients associated with your account.",
-            code="patient_forbidden",
-        )
-    raise NotFound(f"Patient not found: no patient with id {patient_id}.", code="patient_not_found")
+    raise _not_owned(repo.patient_exists_in_any_account(conn, patient_id), patient_id)
 
 
 def authorize_upload(
@@ -60,7 +64,9 @@ def authorize_upload(
         identified(principal)
         if patient_id is None:
             raise no_patient_with_this_id()
-        owned_patient_in(conn, principal.account_id, patient_id)
+        owner = repo.patient_owner(conn, patient_id)
+        if owner != principal.account_id:
+            raise _not_owned(owner is not None, patient_id)
     record_use(ctx, principal, last_used)
     return principal
 
