@@ -158,6 +158,14 @@ def test_missing_fields_get_400(server: LiveServer, tenant: Tenant, files: dict,
     assert server.stored_files() == []
 
 
+def test_a_refusal_after_admission_leaves_no_spool_file(server: LiveServer, tenant: Tenant) -> None:
+    """The admission opens the upload's spool file; a later dependency's refusal (a bad
+    url_ttl) must still leave nothing behind."""
+    response = server.upload(tenant, sample("valid.pdf"), params={"url_ttl": "0"})
+    assert (response.status_code, response.json()["code"]) == (400, "bad_url_ttl")
+    assert server.stored_files() == []
+
+
 def test_two_file_parts_get_400(server: LiveServer, tenant: Tenant) -> None:
     response = server.client.post(
         f"/patients/{tenant.patient_id}/pdf/",

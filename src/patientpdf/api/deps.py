@@ -9,7 +9,8 @@ state for the logs and the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Security
@@ -18,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from patientpdf.context import Context
 from patientpdf.errors import TooManyRequests, Unauthenticated
-from patientpdf.services import links, pdfs
+from patientpdf.intake.multipart import SpoolFile
+from patientpdf.services import links, pdfs, uploads
 from patientpdf.security.ids import MAX_ROW_ID, parse_row_id
 from patientpdf.services.accounts import Principal, authenticate
 from patientpdf.services.patients import authorize_upload, no_patient_with_this_id
@@ -94,8 +96,20 @@ def principal_with(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return dependency
 
 
-async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
-    """The upload's checks before its body, in the order of the contract: 401, then 404/403.
+@dataclass
+class AdmittedUpload:
+    """An upload past its checks before the body: who sends it, the body's multipart
+    boundary, and the spool file its PDF goes to."""
+
+    principal: Principal
+    boundary: bytes
+    spool: SpoolFile
+
+
+async def upload_admission(request: Request, api_key: ApiKey) -> AsyncIterator[AdmittedUpload]:
+    """The upload's checks before its body, in the order of the contract: 401, then 404/403,
+    then 413/400 from the body's declared length and type. One trip to a worker thread does
+    them all and opens the spool file, which is gone after the response unless it was stored.
 
     A dependency, so it runs before FastAPI reports a malformed `patient_id` (422): a bad
     key is 401 whatever the path holds.
@@ -103,18 +117,28 @@ async def upload_principal(request: Request, api_key: ApiKey) -> Principal:
     patient_id = patient_id_in_path(request.scope)
     ctx = get_context(request)
     state = request.state
+    headers = request.headers
 
     def identified(principal: Principal) -> None:
         state.key_prefix, state.account_id = principal.key_prefix, principal.account_id
 
-    check_key = lambda: authorize_upload(ctx, api_key, patient_id, identified)  # noqa: E731
-    return await run_in_threadpool(_admit, ctx, client_address(request), "upload", check_key, state)
+    def admit() -> AdmittedUpload:
+        check_key = lambda: authorize_upload(ctx, api_key, patient_id, identified)  # noqa: E731
+        principal = _admit(ctx, client_address(request), "upload", check_key, state)
+        boundary = uploads.admit_body(ctx, headers.get("content-length"), headers.get("content-type"))
+        return AdmittedUpload(principal, boundary, uploads.open_spool(ctx))
+
+    admitted = await run_in_threadpool(admit)
+    try:
+        yield admitted
+    finally:
+        admitted.spool.discard()
 
 
 ReadPrincipal = Annotated[Principal, Depends(principal_with("read"))]
 UploadScopePrincipal = Annotated[Principal, Depends(principal_with("upload"))]
 AdminPrincipal = Annotated[Principal, Depends(principal_with("admin"))]
-UploadPrincipal = Annotated[Principal, Depends(upload_principal)]
+UploadAdmission = Annotated[AdmittedUpload, Depends(upload_admission)]
 ServiceContext = Annotated[Context, Depends(get_context)]
 
 

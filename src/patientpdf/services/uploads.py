@@ -2,7 +2,8 @@
 run these, so a PDF is checked and stored the same way whichever door it came through.
 
 1. `admit_body`: before a byte of the body is read, 413 for a declared length over the limit
-   and 400 for a body that is not multipart/form-data.
+   and 400 for a body that is not multipart/form-data; then `open_spool`, on the same thread
+   as the key and patient checks.
 2. `receive`: stream the body to a spool file, counted, hashed and bounded (intake.multipart).
 3. `store`: the client's digests, the file name, the PDF check, the bytes, then the row with
    its audit record (services.pdfs). The caller discards the spool file afterwards.
@@ -18,7 +19,7 @@ from anyio import to_thread
 from patientpdf.context import Context
 from patientpdf.errors import BadRequest
 from patientpdf.intake.filenames import clean_filename
-from patientpdf.intake.multipart import IntakeLimits, ReceivedUpload, multipart_boundary, receive_upload
+from patientpdf.intake.multipart import IntakeLimits, ReceivedUpload, SpoolFile, multipart_boundary, receive_upload
 from patientpdf.services import audit, idempotency, pdfs
 
 
@@ -38,9 +39,16 @@ def admit_body(ctx: Context, content_length: str | None, content_type: str | Non
     return multipart_boundary(content_type)
 
 
-async def receive(ctx: Context, chunks: AsyncIterator[bytes], boundary: bytes) -> ReceivedUpload:
+def open_spool(ctx: Context) -> SpoolFile:
+    """The spool file for an admitted upload's body (blocking: on the admission's thread)."""
+    return SpoolFile.open_in(ctx.settings.spool_dir)
+
+
+async def receive(
+    ctx: Context, chunks: AsyncIterator[bytes], boundary: bytes, spool: SpoolFile | None = None
+) -> ReceivedUpload:
     """The body streamed to a spool file; on any error nothing of it is left."""
-    return await receive_upload(chunks, boundary, intake_limits(ctx), ctx.settings.spool_dir)
+    return await receive_upload(chunks, boundary, intake_limits(ctx), ctx.settings.spool_dir, spool)
 
 
 async def store(

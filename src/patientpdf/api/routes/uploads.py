@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from patientpdf.api.audit import audited, request_event
-from patientpdf.api.deps import PatientId, Links, ServiceContext, UploadPrincipal
+from patientpdf.api.deps import Links, PatientId, ServiceContext, UploadAdmission
 from patientpdf.api.schemas import WWW_AUTHENTICATE, ErrorBody, Responses, UploadedPdf, uploaded_pdf_body
 from patientpdf.errors import BadRequest
 from patientpdf.intake.multipart import ReceivedUpload
@@ -112,18 +112,18 @@ def _client_digests(request: Request, upload: ReceivedUpload) -> list[tuple[str,
 
 @audited("pdf.upload")
 async def upload_pdf(
-    request: Request, principal: UploadPrincipal, patient_id: PatientId, context: ServiceContext, link_for: Links
+    request: Request, admitted: UploadAdmission, patient_id: PatientId, context: ServiceContext, link_for: Links
 ) -> JSONResponse:
     """Uploads a PDF file directly to a specific patient. This endpoint is used when you already
     know which patient the PDF belongs to and want to upload it directly to their record."""
-    boundary = uploads.admit_body(context, request.headers.get("content-length"), request.headers.get("content-type"))
+    principal = admitted.principal
     raw_key = request.headers.get("idempotency-key")
     claim = None
     if raw_key is not None:
         claim = await run_in_threadpool(idempotency.claim, context, principal.account_id, idempotency.parse_key(raw_key))
     stored = False
     try:
-        upload = await uploads.receive(context, request.stream(), boundary)
+        upload = await uploads.receive(context, request.stream(), admitted.boundary, admitted.spool)
         try:
             digests = _client_digests(request, upload)
             if claim is not None and claim.pdf_id is not None:
