@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -183,3 +184,43 @@ def test_the_embedded_worker_processes_the_demo_pdfs_and_search_finds_them(serve
     found = httpx.get(f"{served.base_url}/search", params={"q": '"riverside family clinic"'}, headers=headers).json()["results"]
     assert sorted(result["pdf_id"] for result in found) == sorted(ids)
     assert all(len(result["highlights"]) == 3 for result in found)
+
+
+def _nice(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            sockets.add(os.readlink(fd))
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in sockets:
+            return True
+    return False
+
+
+def test_the_job_worker_and_its_extraction_child_run_at_the_lowest_cpu_priority(served: Served) -> None:
+    """OCR must take only the CPU that requests leave (PATIENTPDF_WORKER_NICE, default 19);
+    the API processes keep their normal priority."""
+    from processing_helpers import wait_until
+
+    pdf_id = json.loads(subprocess.run(served.demo["curl_scan"], shell=True, capture_output=True, text=True, check=True).stdout)["id"]
+    headers = {"X-API-Key": served.demo["api_key"]}
+    wait_until(lambda: httpx.get(f"{served.base_url}/pdfs/{pdf_id}/extraction", headers=headers).status_code == 200, "processed")
+    port = int(served.base_url.rsplit(":", 1)[1])
+    listening = [pid for pid in _children(served.process.pid) if _listens_on(pid, port)]
+    others = [pid for pid in _children(served.process.pid) if pid not in listening]
+    job_workers = [pid for pid in others if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(job_workers) == 1, job_workers
+    extraction_children = _children(job_workers[0])
+    assert extraction_children, "the extraction child stays up between jobs"
+    assert [_nice(pid) for pid in [served.process.pid, *listening]] == [0, 0, 0]
+    assert [_nice(pid) for pid in [*job_workers, *extraction_children]] == [19] * (1 + len(extraction_children))

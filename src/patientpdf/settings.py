@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     s3_abandoned_upload_seconds: int = Field(3600, gt=0, description="An S3 multipart upload under our prefix that started longer ago than this is abandoned: `serve` aborts it at start, `storage check` lists it, `storage repair` aborts it. Keep it above the longest upload.")
     # Background jobs (jobs/): processing every stored PDF.
     embedded_worker: bool = Field(True, description="`serve` also runs one job worker process (false: run `patientpdf worker` yourself).")
+    worker_nice: int = Field(19, ge=0, le=19, description="CPU niceness of job worker processes and their extraction children: at 19 (the lowest priority) OCR on a machine shared with the API takes only the CPU that uploads leave; set 0 on machines that only run workers.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for due jobs.")
     job_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job stays a worker's without renewal; the worker renews it every third of this while it works, and a job whose worker stopped is claimable again after it.")
     job_max_attempts: int = Field(5, ge=1, description="Attempts of a job (claims, including ones whose worker died) before it is `failed`.")
