@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Server CPU per upload under load, by process and by thread, for A/B runs of builds.
 
-    python3 bench/upload_cpu.py [--build NAME=SRC_DIR ...] [--rounds 3] [--seconds 10]
+    python3 bench/upload_cpu.py [--build NAME=SRC_DIR[,SETTING=VALUE...] ...] [--rounds 3] [--seconds 10]
                                 [--connections 16] [--server uvicorn|granian] [--pdf PATH]
                                 [--embedded-worker] [--py-spy DIR]
 
@@ -110,7 +110,9 @@ def python_thread_names(pid: int) -> dict[int, str]:
 
 
 class Server:
-    def __init__(self, name: str, src: Path | None, server: str, embedded_worker: bool, port: int) -> None:
+    def __init__(
+        self, name: str, src: Path | None, server: str, embedded_worker: bool, port: int, extra_env: dict[str, str]
+    ) -> None:
         self.name, self.src, self.port = name, src, port
         self.dir = Path(tempfile.mkdtemp(prefix=f"upload-cpu-{name}-"))
         env = dict(os.environ)
@@ -123,6 +125,7 @@ class Server:
             env["PATIENTPDF_SERVER"] = server
         if src is not None:
             env["PYTHONPATH"] = str(src)
+        env.update(extra_env)
         self.env = env
         demo = subprocess.run(
             [str(VENV_BIN / "patientpdf"), "demo", "--json", "--base-url", f"http://127.0.0.1:{port}"],
@@ -145,7 +148,12 @@ class Server:
         time.sleep(0.5)
 
     def api_workers(self) -> list[int]:
-        return [pid for pid in tree(self.process.pid)[1:] if "jobs" not in cmdline(pid) and self.is_api(pid)]
+        for _ in range(50):  # a worker that is still starting has no listening socket yet
+            workers = [pid for pid in proc_children(self.process.pid) if self.is_api(pid)]
+            if len(workers) >= 2:
+                return workers
+            time.sleep(0.1)
+        raise RuntimeError(f"found API workers {workers} under {self.process.pid}")
 
     def is_api(self, pid: int) -> bool:
         # multiprocessing's spawn children: API workers hold listening sockets on our port.
@@ -243,9 +251,17 @@ def measure(server: Server, seconds: float, connections: int, pdf: Path, spy_dir
     }
 
 
+def parse_build(spec: str) -> tuple[str, Path | None, dict[str, str]]:
+    """NAME=SRC_DIR[,KEY=VALUE...]: a source folder and settings of its own (SRC_DIR "." is this checkout)."""
+    name, rest = spec.split("=", 1)
+    src, *settings = rest.split(",")
+    env = dict(setting.split("=", 1) for setting in settings)
+    return name, (None if src == "." else Path(src).resolve()), env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", action="append", default=[], help="NAME=SRC_DIR (default: this checkout)")
+    parser.add_argument("--build", action="append", default=[], help="NAME=SRC_DIR[,KEY=VALUE...] (default: this checkout)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
@@ -255,13 +271,13 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, default=None, help="write py-spy samples of one API worker here")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    builds = [(b.split("=", 1)[0], Path(b.split("=", 1)[1]).resolve()) for b in args.build] or [("this", None)]
-    runs: dict[str, list[dict[str, object]]] = {name: [] for name, _ in builds}
+    builds = [parse_build(spec) for spec in args.build] or [("this", None, {})]
+    runs: dict[str, list[dict[str, object]]] = {name: [] for name, _, _ in builds}
     print(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} load={Path('/proc/loadavg').read_text().split()[:3]} "
           f"server={args.server} c={args.connections} {args.seconds:g}s pdf={args.pdf.name}", flush=True)  # fmt: skip
     for round_no in range(1, args.rounds + 1):
-        for name, src in builds:
-            server = Server(name, src, args.server, args.embedded_worker, 8097)
+        for name, src, env in builds:
+            server = Server(name, src, args.server, args.embedded_worker, 8097, env)
             try:
                 run = measure(server, args.seconds, args.connections, args.pdf, args.py_spy)
             finally:
