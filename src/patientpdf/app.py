@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from patientpdf import __version__
 from patientpdf.api.audit import AuditMiddleware
 from patientpdf.api.errors import install_error_handlers
-from patientpdf.api.middleware import RequestLogMiddleware, SecurityHeadersMiddleware
+from patientpdf.api.middleware import EdgeMiddleware
 from patientpdf.api.routes import health, keys, patients, pdfs, search, uploads, webhooks
 from patientpdf.console import create_console
 from patientpdf.context import Context
@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_console(app, context)
     _document_errors_as_served(app)
     app.add_middleware(AuditMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)  # outside the audit: its 503 gets the headers too
-    app.add_middleware(RequestLogMiddleware)  # outermost: its request id is in every audit record
+    app.add_middleware(EdgeMiddleware)  # outermost: its request id is in every audit record, its headers on the audit's 503
     return app
 
 
