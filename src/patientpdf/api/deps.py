@@ -5,6 +5,9 @@ address has used up its failed authentications, a failure is 429 instead); then 
 scope (403); then the key's request rate (429). A valid key is never refused for other
 requests' failures from its address. The caller's account and key prefix go into the request
 state for the logs and the audit trail.
+
+Every dependency is `async def`: FastAPI runs a plain `def` one on a worker thread, a round
+trip per request. One that blocks hands its work to a thread itself (`run_in_threadpool`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ def get_context(request: Request) -> Context:
     return context
 
 
+async def _context(request: Request) -> Context:
+    return get_context(request)
+
+
 ApiKey = Annotated[str | None, Security(api_key_header)]
 
 # Read as text and parsed by the one rule (security.ids.parse_row_id), documented as the integer it must be.
@@ -47,7 +54,7 @@ def patient_id_in_path(scope: Any) -> int | None:
     return parse_row_id(raw) if isinstance(raw, str) else None
 
 
-def _path_patient_id(
+async def _path_patient_id(
     patient_id: Annotated[str, Path(description="The patient's id", json_schema_extra=ROW_ID_SCHEMA)],
 ) -> int:
     parsed = parse_row_id(patient_id)
@@ -139,7 +146,7 @@ ReadPrincipal = Annotated[Principal, Depends(principal_with("read"))]
 UploadScopePrincipal = Annotated[Principal, Depends(principal_with("upload"))]
 AdminPrincipal = Annotated[Principal, Depends(principal_with("admin"))]
 UploadAdmission = Annotated[AdmittedUpload, Depends(upload_admission)]
-ServiceContext = Annotated[Context, Depends(get_context)]
+ServiceContext = Annotated[Context, Depends(_context)]
 
 
 def base_url(request: Request, context: Context) -> str:

@@ -13,7 +13,7 @@ from patientpdf.api.schemas import ErrorBody, Responses
 from patientpdf.services.paging import DEFAULT_LIMIT, MAX_LIMIT, PageRequest
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, at most {MAX_LIMIT}")] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=200, description='Where the page starts: from the previous page\'s Link rel="next"')

@@ -12,14 +12,14 @@ from patientpdf.security.ids import parse_row_id
 from patientpdf.services.patients import no_patient_with_this_id
 
 
-def _patient_id(patient_id: Annotated[str, Path()]) -> int:
+async def _patient_id(patient_id: Annotated[str, Path()]) -> int:
     parsed = parse_row_id(patient_id)
     if parsed is None:
         raise no_patient_with_this_id()
     return parsed
 
 
-def _key_id(key_id: Annotated[str, Path()]) -> int:
+async def _key_id(key_id: Annotated[str, Path()]) -> int:
     parsed = parse_row_id(key_id)
     if parsed is None:
         raise NotFound("No such key in your account.", code="key_not_found")

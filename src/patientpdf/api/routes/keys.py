@@ -23,7 +23,7 @@ from patientpdf.services.clock import now_utc
 router = APIRouter(tags=["API keys"])
 
 
-def _path_key_id(key_id: Annotated[str, Path(description="The key's id", json_schema_extra=ROW_ID_SCHEMA)]) -> int:
+async def _path_key_id(key_id: Annotated[str, Path(description="The key's id", json_schema_extra=ROW_ID_SCHEMA)]) -> int:
     parsed = parse_row_id(key_id)
     if parsed is None:
         raise NotFound("No such API key in your account: a key id is a whole number in plain digits (1, 2, 3, ...).", code="key_not_found")

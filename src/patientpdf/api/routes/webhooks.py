@@ -21,7 +21,7 @@ from patientpdf.security.ids import parse_row_id
 router = APIRouter(tags=["Webhooks"])
 
 
-def _path_webhook_id(webhook_id: Annotated[str, Path(description="The endpoint's id", json_schema_extra=ROW_ID_SCHEMA)]) -> int:
+async def _path_webhook_id(webhook_id: Annotated[str, Path(description="The endpoint's id", json_schema_extra=ROW_ID_SCHEMA)]) -> int:
     """The API's one rule for ids in paths (security.ids.parse_row_id): anything else names nothing."""
     parsed = parse_row_id(webhook_id)
     if parsed is None:

@@ -31,7 +31,7 @@ class Filters:
     pdf: str
 
 
-def _filters(
+async def _filters(
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
     action: Annotated[str, Query(max_length=40)] = "",
