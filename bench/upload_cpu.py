@@ -213,7 +213,7 @@ def measure(server: Server, seconds: float, connections: int, pdf: Path, spy_dir
         spy_dir.mkdir(parents=True, exist_ok=True)
         spy = subprocess.Popen(
             [str(VENV_BIN / "py-spy"), "record", "--pid", str(workers[0]), "--duration", str(int(seconds)), *(["--idle"] if os.environ.get("SPY_IDLE") else []),
-             "--threads", "--rate", "250", "--format", "raw", "--output", str(spy_dir / f"{server.name}.txt")],
+             "--threads", "--rate", "250", *(["--gil"] if os.environ.get("SPY_GIL") else []), "--format", "raw", "--output", str(spy_dir / f"{server.name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     result = wrk(server, seconds, connections, pdf)
