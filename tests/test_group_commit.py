@@ -92,15 +92,12 @@ def test_a_failed_commit_fails_every_piece_and_stores_nothing(database: Database
     assert account_names(database) == {"before", "after"}
 
 
-@pytest.mark.parametrize("way", ["store_pdf", "prepare_pdf then record_pdf"])
 @pytest.mark.parametrize(
     ("cancelled_while", "kept"), [("queued", False), ("committing", True), ("committing_a_failing_batch", False)]
 )
-def test_a_cancelled_upload_keeps_its_bytes_exactly_when_its_row_commits(make_server, cancelled_while: str, kept: bool, way: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_cancelled_upload_keeps_its_bytes_exactly_when_its_row_commits(make_server, cancelled_while: str, kept: bool) -> None:  # type: ignore[no-untyped-def]
     """Shutdown can cancel a request while its row waits or commits. Queued, the write is dropped;
-    committing, it goes on. Either way the bytes stay exactly when the row commits. The
-    upload's way (store_pdf: the storing thread hands the row to the group commit itself) and
-    the two steps apart behave alike."""
+    committing, it goes on. Either way the bytes stay exactly when the row commits."""
     import asyncio
 
     from conftest import multipart_body, sample
@@ -131,21 +128,16 @@ def test_a_cancelled_upload_keeps_its_bytes_exactly_when_its_row_commits(make_se
 
     async def cancelled_upload() -> str:
         upload = await receive_upload(one_chunk(), boundary, IntakeLimits(10**6), ctx.settings.spool_dir)
+        prepared = pdfs.prepare_pdf(ctx, tenant.account_id, tenant.patient_id, upload, "a.pdf")
         event = audit.AuditEvent(action="pdf.upload", outcome="201", account_id=tenant.account_id)
         committer = ctx.db.group_commit
         committer.submit(holding("before"))  # its own batch: the writer is busy with it
         assert gates["before"][0].wait(10)
         # queued behind it: this one, then the upload, which will share its batch
         beside = committer.submit(holding("beside", fails=cancelled_while == "committing_a_failing_batch"))
-        blobs_before = set(ctx.storage.iter_keys())
-        if way == "store_pdf":
-            task = asyncio.ensure_future(pdfs.store_pdf(ctx, tenant.account_id, tenant.patient_id, upload, "a.pdf", event))
-        else:
-            prepared = pdfs.prepare_pdf(ctx, tenant.account_id, tenant.patient_id, upload, "a.pdf")
-            task = asyncio.ensure_future(pdfs.record_pdf(ctx, prepared, event))
+        task = asyncio.ensure_future(pdfs.record_pdf(ctx, prepared, event))
         while committer._queue.qsize() < 2:  # noqa: SLF001
             await asyncio.sleep(0.01)
-        (key,) = set(ctx.storage.iter_keys()) - blobs_before  # stored before its row is queued
         if cancelled_while == "queued":
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -159,7 +151,7 @@ def test_a_cancelled_upload_keeps_its_bytes_exactly_when_its_row_commits(make_se
         gates["beside"][1].set()
         with contextlib.suppress(Exception):
             await asyncio.wrap_future(beside)
-        return key
+        return prepared.values["storage_key"]
 
     key = asyncio.run(cancelled_upload())
     deadline = time.monotonic() + 5

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -94,11 +93,12 @@ def prepare_pdf(ctx: Context, account_id: int, patient_id: int, upload: Received
     return PreparedPdf(values, upload)
 
 
-def _row_write(
-    ctx: Context, prepared: PreparedPdf, event: audit.AuditEvent, claim: idempotency.Claim | None
-) -> Callable[[Connection], str | None]:
-    """The PDF's row with its job, webhook event, idempotency key and audit record, as one
-    piece of a group commit; it returns the id of the newest earlier upload of the same bytes."""
+async def record_pdf(
+    ctx: Context, prepared: PreparedPdf, event: audit.AuditEvent, claim: idempotency.Claim | None = None
+) -> dict[str, Any]:
+    """Record a prepared PDF with its audit record and idempotency key, in a transaction shared
+    with the other uploads committing now (one lock turn, one sync to disk). All or nothing:
+    if the row is not committed, the bytes are deleted."""
     values = prepared.values
     account_id, patient_id, pdf_id = values["account_id"], values["patient_id"], values["id"]
     fingerprint = upload_fingerprint(patient_id, prepared.upload) if claim is not None else ""
@@ -114,98 +114,7 @@ def _row_write(
         audit.append(conn, ctx.audit_key, event)
         return duplicate_of
 
-    return record
-
-
-async def store_pdf(
-    ctx: Context,
-    account_id: int,
-    patient_id: int,
-    upload: ReceivedUpload,
-    filename: str,
-    event: audit.AuditEvent,
-    claim: idempotency.Claim | None = None,
-) -> dict[str, Any]:
-    """prepare_pdf then record_pdf with one wait on the event loop: a storing thread checks and
-    stores the bytes and hands the row straight to the group commit, whose commit wakes the
-    loop (one wake-up per upload instead of two). All or nothing, as record_pdf; a request
-    cancelled before its row is queued stores nothing, and while it is queued drops it."""
-    run = _StoreRun()
-    _storing_threads().submit(run.prepare_and_record, ctx, account_id, patient_id, upload, filename, event, claim)
-    try:
-        return await asyncio.wrap_future(run.outcome)
-    except asyncio.CancelledError:
-        run.cancel()
-        raise
-
-
-class _StoreRun:
-    def __init__(self) -> None:
-        self.outcome: Future[dict[str, Any]] = Future()
-        self.outcome.set_running_or_notify_cancel()  # settled by this run only, never by the waiter's cancellation
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._committed: Future[str | None] | None = None
-
-    def prepare_and_record(
-        self,
-        ctx: Context,
-        account_id: int,
-        patient_id: int,
-        upload: ReceivedUpload,
-        filename: str,
-        event: audit.AuditEvent,
-        claim: idempotency.Claim | None,
-    ) -> None:
-        try:
-            prepared = prepare_pdf(ctx, account_id, patient_id, upload, filename)
-        except BaseException as exc:
-            self.outcome.set_exception(exc)
-            return
-        key = prepared.values["storage_key"]
-        with self._lock:
-            if self._cancelled:
-                _delete_blob_quietly(ctx, key)
-                self.outcome.set_exception(asyncio.CancelledError())
-                return
-            self._committed = committed = ctx.db.group_commit.submit(_row_write(ctx, prepared, event, claim))
-
-        def settle(done: Future[str | None]) -> None:
-            if _failed(done):  # the row is not there: neither are its bytes (deleted off the writer's thread)
-                _storing_threads().submit(_delete_blob_quietly, ctx, key)
-                self.outcome.set_exception(asyncio.CancelledError() if done.cancelled() else done.exception())
-            else:
-                self.outcome.set_result(prepared.values | {"duplicate_of": done.result()})
-
-        committed.add_done_callback(settle)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            if self._committed is not None:
-                self._committed.cancel()  # dropped while queued; once committing, it goes on
-
-
-_storing: ThreadPoolExecutor | None = None
-_storing_started = threading.Lock()
-
-
-def _storing_threads() -> ThreadPoolExecutor:
-    global _storing
-    with _storing_started:
-        if _storing is None:
-            _storing = ThreadPoolExecutor(max_workers=32, thread_name_prefix="store")
-        return _storing
-
-
-async def record_pdf(
-    ctx: Context, prepared: PreparedPdf, event: audit.AuditEvent, claim: idempotency.Claim | None = None
-) -> dict[str, Any]:
-    """Record a prepared PDF with its audit record and idempotency key, in a transaction shared
-    with the other uploads committing now (one lock turn, one sync to disk). All or nothing:
-    if the row is not committed, the bytes are deleted."""
-    values = prepared.values
-    committed = ctx.db.group_commit.submit(_row_write(ctx, prepared, event, claim))
+    committed = ctx.db.group_commit.submit(record)
     try:
         duplicate_of = await asyncio.wrap_future(committed)
     except asyncio.CancelledError:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from anyio import to_thread
+
 from patientpdf.context import Context
 from patientpdf.errors import BadRequest
 from patientpdf.intake.filenames import clean_filename
@@ -61,4 +63,5 @@ async def store(
     """Check the received upload and store it with its audit record: the new PDF's row."""
     pdfs.check_digests(upload, list(digests))
     filename = clean_filename(upload.filename)
-    return await pdfs.store_pdf(ctx, account_id, patient_id, upload, filename, event, claim)
+    prepared = await to_thread.run_sync(pdfs.prepare_pdf, ctx, account_id, patient_id, upload, filename)
+    return await pdfs.record_pdf(ctx, prepared, event, claim)
