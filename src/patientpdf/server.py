@@ -1,4 +1,4 @@
-"""Running the ASGI app under uvicorn with several worker processes.
+"""Running the ASGI app under uvicorn (or granian) with several worker processes.
 
 uvicorn's own multi-worker mode hands every worker one shared listening socket: whichever
 worker wakes first accepts, so keep-alive clients pile onto one worker while the other idles
@@ -7,6 +7,9 @@ own socket with SO_REUSEPORT and the kernel spreads new connections across them.
 only supervises: it forwards shutdown signals and replaces a worker that dies. It also runs
 the embedded job worker (jobs/), a process of its own beside the API workers, so extraction
 never competes with an event loop; it stops with serve, even when serve is killed.
+
+PATIENTPDF_SERVER=granian runs the same app under granian instead, whose own supervisor does
+the same (a SO_REUSEPORT socket per worker, signals, restarts); see _run_granian.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import signal
 import socket
 import threading
 import time
+from functools import partial
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 if TYPE_CHECKING:
     from patientpdf.jobs import EmbeddedWorker
+    from patientpdf.settings import ServerName
 
 log = logging.getLogger("patientpdf.server")
 
@@ -63,7 +69,10 @@ def _embedded_worker(enabled: bool) -> EmbeddedWorker | None:
     return EmbeddedWorker()
 
 
-def run(host: str, port: int, workers: int, embedded_worker: bool = False) -> None:
+def run(host: str, port: int, workers: int, embedded_worker: bool = False, server: ServerName = "uvicorn") -> None:
+    if server == "granian":
+        _run_granian(host, port, workers, embedded_worker)
+        return
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
         job_worker = _embedded_worker(embedded_worker)
         done = threading.Event()
@@ -122,3 +131,87 @@ def run(host: str, port: int, workers: int, embedded_worker: bool = False) -> No
             job_worker.stop()
         reservation.close()
         log.info("stopped")
+
+
+# granian's own loggers, without its handlers: its lines (start, stop, worker exits, app
+# exceptions) go through ours; its access log (with query strings) stays off.
+GRANIAN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {},
+    "handlers": {},
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": False},
+    },
+}
+
+
+def _run_granian(host: str, port: int, workers: int, embedded_worker: bool) -> None:
+    """granian's own supervisor: it gives each worker its own SO_REUSEPORT socket on Linux,
+    forwards SIGTERM/SIGINT (workers finish in-flight requests) and replaces a worker that dies."""
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server.mp import MPServer
+
+    # Its workers are started with the default method, fork on Linux: this process holds a
+    # database engine and threads, so spawn them like the uvicorn workers and the job worker.
+    multiprocessing.set_start_method("spawn", force=True)
+    level = LogLevels(logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower())
+    granian = MPServer(
+        "patientpdf.app:create_proxied_app",  # granian applies no X-Forwarded-* rule of its own
+        address=_ip_address(host),
+        port=port,
+        interface=Interfaces.ASGI,  # with lifespan: the app closes its context at shutdown
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=UVICORN_OPTIONS["backlog"],
+        backpressure=UVICORN_OPTIONS["limit_concurrency"],
+        http1_settings=HTTP1Settings(header_read_timeout=UVICORN_OPTIONS["timeout_keep_alive"] * 1000, keep_alive=True),
+        log_level=level,
+        log_dictconfig=GRANIAN_LOG_CONFIG,
+        log_access=False,
+        respawn_failed_workers=True,
+        workers_kill_timeout=30,
+        factory=True,
+    )
+    job_worker = _embedded_worker(embedded_worker)
+    done = threading.Event()
+    if job_worker is not None:
+        job_worker.watch(done)
+        granian.on_startup(partial(_stop_job_worker_on_signals, job_worker, done))
+    try:
+        granian.serve()
+    finally:
+        done.set()
+        if job_worker is not None:
+            job_worker.stop()
+        log.info("stopped")
+
+
+def _ip_address(host: str) -> str:
+    """granian binds an IP address only; a name resolves as for the uvicorn workers' sockets (IPv4 unless it has a colon)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return str(socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)[0][4][0])
+
+
+def _stop_job_worker_on_signals(job_worker: EmbeddedWorker, done: threading.Event) -> None:
+    """granian's start-up hook, run right after it installed its SIGTERM/SIGINT handlers: wrapped,
+    they stop the job worker first, so it finishes its job while the API workers drain, not after."""
+
+    def stop_job_worker() -> None:
+        done.set()  # first: the watch must not restart it
+        job_worker.process.terminate()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        granian_handler = signal.getsignal(signum)
+
+        def handler(number: int, frame: FrameType | None, granian_handler: Any = granian_handler) -> None:
+            stop_job_worker()
+            if callable(granian_handler):
+                granian_handler(number, frame)
+
+        signal.signal(signum, handler)

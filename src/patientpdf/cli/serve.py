@@ -37,10 +37,10 @@ def serve(host: str, port: int, workers: int | None, as_json: bool) -> None:
     sweep_abandoned_uploads_in_background(settings)  # multipart uploads a killed process left open
     workers = workers or os.cpu_count() or 1
     embedded = settings.embedded_worker
-    text = f"serving on http://{host}:{port} with {workers} workers" + (" and an embedded job worker" if embedded else "")
-    emit(as_json, {"host": host, "port": port, "workers": workers, "embedded_worker": embedded}, text)
+    text = f"serving on http://{host}:{port} with {workers} {settings.server} workers" + (" and an embedded job worker" if embedded else "")
+    emit(as_json, {"host": host, "port": port, "workers": workers, "server": settings.server, "embedded_worker": embedded}, text)
     sys.stdout.flush()
-    run(host, port, workers, embedded_worker=embedded)
+    run(host, port, workers, embedded_worker=embedded, server=settings.server)
 
 
 def sweep_spool(spool_dir: Path, older_than_seconds: int = 3600) -> None:
