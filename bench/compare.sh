@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # patientpdf beside the shared peers, in one interleaved run of the shared harness.
 #   bench/compare.sh [ROUNDS=3] [--quick] [--targets "nginx django-sync fastapi-naive patientpdf"]
+#   (target patientpdf-granian: the same build served under granian, for an A/B of the servers)
 # The peers stay outside the project: ../shared/bench is copied to a scratch folder
 # (PATIENTPDF_BENCH_DIR, default /tmp/ppdf-bench/shared), set up there once, and driven from here.
 # Output: <scratch>/results/<timestamp>/ with one JSON per round and target, and summary.md;
@@ -33,6 +34,7 @@ start() {
     django-gthread) baselines/django_ref/start.sh gthread ;;
     fastapi-naive) baselines/fastapi_naive/start.sh ;;
     patientpdf) "$ROOT/bench/start_patientpdf.sh" "$HARNESS" ;;
+    patientpdf-granian) "$ROOT/bench/start_patientpdf.sh" "$HARNESS" 8091 patientpdf-granian ;;
   esac
 }
 stop() {
@@ -41,7 +43,7 @@ stop() {
     django-sync) baselines/django_ref/stop.sh sync ;;
     django-gthread) baselines/django_ref/stop.sh gthread ;;
     fastapi-naive) baselines/fastapi_naive/stop.sh ;;
-    patientpdf) "$ROOT/bench/stop_patientpdf.sh" "$HARNESS" ;;
+    patientpdf*) "$ROOT/bench/stop_patientpdf.sh" "$HARNESS" "$1" ;;
   esac
 }
 trap 'for t in $TARGETS; do stop $t >/dev/null 2>&1 || true; done' EXIT
@@ -53,7 +55,7 @@ for r in $(seq "$ROUNDS"); do
     sync; sleep 2
     ./harness.py --env "run/$t.env" "${QUICK[@]}" --json "$OUT/r$r-$t.json" 2>&1 | grep -v '^running' || true
     stop "$t" >/dev/null
-    case $t in django-*|fastapi-*) rm -rf "run/$t/media" "run/$t/tmp" ;; patientpdf) rm -rf run/patientpdf ;; esac
+    case $t in django-*|fastapi-*) rm -rf "run/$t/media" "run/$t/tmp" ;; patientpdf*) rm -rf "run/$t" ;; esac
   done
 done
 python3 aggregate.py "$OUT"/r*-*.json | tee "$OUT/summary.md"

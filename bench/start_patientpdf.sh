@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Start patientpdf as `make run` does (patientpdf serve, production settings, 2 workers) with a
-# fresh data dir, and write the shared harness's env file.  Usage: start_patientpdf.sh HARNESS_DIR [PORT]
+# fresh data dir, and write the shared harness's env file.  Usage: start_patientpdf.sh HARNESS_DIR [PORT] [NAME]
+# NAME patientpdf-granian serves under granian (PATIENTPDF_SERVER=granian), for an interleaved A/B.
 set -euo pipefail
-HARNESS=$1; PORT=${2:-8090}
+HARNESS=$1; PORT=${2:-8090}; NAME=${3:-patientpdf}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-RUN="$HARNESS/run/patientpdf"
-"$(dirname "$0")/stop_patientpdf.sh" "$HARNESS" >/dev/null 2>&1 || true
+RUN="$HARNESS/run/$NAME"
+"$(dirname "$0")/stop_patientpdf.sh" "$HARNESS" "$NAME" >/dev/null 2>&1 || true
+case $NAME in *-granian) export PATIENTPDF_SERVER=granian ;; esac
 rm -rf "$RUN"; mkdir -p "$RUN"
 export PATIENTPDF_DATA_DIR="$RUN/data"
 export PATIENTPDF_MAX_UPLOAD_BYTES=600000000   # the harness sends a 500 MB PDF (S3); the default is 100 MiB
@@ -17,8 +19,8 @@ nohup "$ROOT/.venv/bin/patientpdf" serve --host 127.0.0.1 --port "$PORT" --worke
   > "$RUN/serve.log" 2>&1 < /dev/null &
 echo $! > "$RUN/serve.pid"
 for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.1; done
-cat > "$HARNESS/run/patientpdf.env" <<EOT
-NAME=patientpdf
+cat > "$HARNESS/run/$NAME.env" <<EOT
+NAME=$NAME
 BASE=http://127.0.0.1:$PORT
 KEY=$KEY
 PATIENT=$PATIENT

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stop the patientpdf started by start_patientpdf.sh.  Usage: stop_patientpdf.sh HARNESS_DIR
+# Stop the patientpdf started by start_patientpdf.sh.  Usage: stop_patientpdf.sh HARNESS_DIR [NAME]
 set -euo pipefail
-PIDFILE="$1/run/patientpdf/serve.pid"
+PIDFILE="$1/run/${2:-patientpdf}/serve.pid"
 [ -f "$PIDFILE" ] || exit 0
 PID=$(cat "$PIDFILE")
 kill -TERM "$PID" 2>/dev/null || true
