@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import signal
@@ -70,3 +72,16 @@ class Served:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """The process holds a TCP socket listening on `port` (an API worker of serve)."""
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            sockets.add(os.readlink(fd))
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in sockets:
+            return True
+    return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,15 +16,32 @@ import pikepdf
 import pytest
 
 from conftest import SAMPLES
-from served import Served, curl
+from served import Served, curl, listens_on
 
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path / "data", workers=2, extra_env={})
+@pytest.fixture(params=["granian", "uvicorn"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """serve under each server it can run (PATIENTPDF_SERVER; granian is the default)."""
+    server = Served(tmp_path / "data", workers=2, extra_env={"PATIENTPDF_SERVER": request.param})
     yield server
     server.stop()
+
+
+def test_api_workers_do_not_outlive_a_killed_serve(served: Served) -> None:
+    """SIGKILL to serve alone: its API workers must not go on holding the port with the old code."""
+    from processing_helpers import wait_until
+
+    workers = [pid for pid in _children(served.process.pid) if listens_on(pid, served.port)]
+    assert len(workers) == 2
+    served.process.kill()
+    served.process.wait()
+
+    def gone(pid: int) -> bool:
+        status = Path(f"/proc/{pid}/status")
+        return not status.exists() or "zombie" in status.read_text()
+
+    wait_until(lambda: all(gone(pid) for pid in workers), "the API workers stop when serve dies", timeout=15)
 
 
 def test_upload_with_the_docs_curl_and_download_the_same_bytes(served: Served, tmp_path: Path) -> None:
@@ -195,18 +211,6 @@ def _children(pid: int) -> list[int]:
     return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
 
 
-def _listens_on(pid: int, port: int) -> bool:
-    sockets = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            sockets.add(os.readlink(fd))
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in sockets:
-            return True
-    return False
-
-
 def test_the_job_worker_and_its_extraction_child_run_at_the_lowest_cpu_priority(served: Served) -> None:
     """OCR must take only the CPU that requests leave (PATIENTPDF_WORKER_NICE, default 19);
     the API processes keep their normal priority."""
@@ -216,7 +220,7 @@ def test_the_job_worker_and_its_extraction_child_run_at_the_lowest_cpu_priority(
     headers = {"X-API-Key": served.demo["api_key"]}
     wait_until(lambda: httpx.get(f"{served.base_url}/pdfs/{pdf_id}/extraction", headers=headers).status_code == 200, "processed")
     port = int(served.base_url.rsplit(":", 1)[1])
-    listening = [pid for pid in _children(served.process.pid) if _listens_on(pid, port)]
+    listening = [pid for pid in _children(served.process.pid) if listens_on(pid, port)]
     others = [pid for pid in _children(served.process.pid) if pid not in listening]
     job_workers = [pid for pid in others if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
     assert len(job_workers) == 1, job_workers

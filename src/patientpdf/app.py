@@ -70,6 +70,9 @@ def create_proxied_app() -> ProxyHeadersMiddleware:
     failed authentications and goes into the audit."""
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+    from patientpdf.server import stop_with_serve
+
+    stop_with_serve()  # this factory runs first thing in each of granian's workers
     app: Any = create_app()  # Starlette's ASGI types and uvicorn's differ only in spelling
     return ProxyHeadersMiddleware(app, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
 

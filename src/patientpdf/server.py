@@ -14,10 +14,13 @@ the same (a SO_REUSEPORT socket per worker, signals, restarts); see _run_granian
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from functools import partial
@@ -55,7 +58,24 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+SERVE_PID = "PATIENTPDF_SERVE_PID"  # set by serve for its API workers
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_with_serve() -> None:
+    """In an API worker: not outliving serve, even one killed with SIGKILL, which would leave
+    the worker holding the port and serving the old code. Linux sends it SIGTERM (a graceful
+    stop) when its parent dies; a parent already gone is seen at once."""
+    serve_pid = os.environ.get(SERVE_PID)
+    if serve_pid is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(serve_pid):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(host: str, port: int) -> None:
+    stop_with_serve()
     sock = _reuseport_socket(host, port)
     sock.listen(UVICORN_OPTIONS["backlog"])
     uvicorn.Server(uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS)).run(sockets=[sock])
@@ -102,6 +122,7 @@ def run(host: str, port: int, workers: int, embedded_worker: bool = False, serve
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    os.environ[SERVE_PID] = str(os.getpid())
     processes = [start_worker() for _ in range(workers)]
     job_worker = _embedded_worker(embedded_worker)
     log.info("started %d workers on %s:%d", workers, host, port)
@@ -178,6 +199,7 @@ def _run_granian(host: str, port: int, workers: int, embedded_worker: bool) -> N
         workers_kill_timeout=30,
         factory=True,
     )
+    os.environ[SERVE_PID] = str(os.getpid())  # for stop_with_serve in the workers (app.create_proxied_app)
     job_worker = _embedded_worker(embedded_worker)
     done = threading.Event()
     if job_worker is not None:

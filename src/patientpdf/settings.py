@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(None, description="Scheme, host and port used to build absolute links; default: taken from the request.")
     url_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of the signed link returned as `url`, and the longest a caller may ask for with `?url_ttl=`.")
     secret_key: str | None = Field(None, description="Secret that signs links; default: generated once and kept in `<data dir>/secret_key`.")
-    server: ServerName = Field("uvicorn", description="HTTP server that `serve` runs the API under: `uvicorn` or `granian` (same app, workers, embedded job worker and start-up work).")
+    server: ServerName = Field("granian", description="HTTP server that `serve` runs the API under: `granian` or `uvicorn` (same app, workers, embedded job worker and start-up work; bench/README.md says why granian).")
     log_level: str = Field("INFO", description="Log level of the logs on stderr.")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="`text`: one readable line per request; `json`: JSON lines; `auto`: text on a terminal, else JSON."
