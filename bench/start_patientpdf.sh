@@ -12,6 +12,10 @@ rm -rf "$RUN"; mkdir -p "$RUN"
 export PATIENTPDF_DATA_DIR="$RUN/data"
 export PATIENTPDF_MAX_UPLOAD_BYTES=600000000   # the harness sends a 500 MB PDF (S3); the default is 100 MiB
 export PATIENTPDF_LOG_LEVEL=WARNING
+# The peers only take uploads. Every upload of the harness's PDF (an image-covered page) is an
+# OCR job, so with the embedded worker on, S1 would measure OCR beside the intake and S4 the
+# OCR child: off unless the caller asks (bench/processing_s1.sh measures on against off).
+export PATIENTPDF_EMBEDDED_WORKER=${PATIENTPDF_EMBEDDED_WORKER:-false}
 DEMO=$("$ROOT/.venv/bin/patientpdf" demo --json --base-url "http://127.0.0.1:$PORT")
 KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api_key"])' "$DEMO")
 PATIENT=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["patient_id"])' "$DEMO")
