@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # patientpdf beside the shared peers, in one interleaved run of the shared harness.
 #   bench/compare.sh [ROUNDS=3] [--quick] [--targets "nginx django-sync fastapi-naive patientpdf"]
-#   (target patientpdf-granian: the same build served under granian, for an A/B of the servers)
+#   (targets patientpdf-uvicorn, patientpdf-granian: the same build under that server, for an A/B of the servers)
 # The peers stay outside the project: ../shared/bench is copied to a scratch folder
 # (PATIENTPDF_BENCH_DIR, default /tmp/ppdf-bench/shared), set up there once, and driven from here.
 # Output: <scratch>/results/<timestamp>/ with one JSON per round and target, and summary.md;
@@ -34,7 +34,7 @@ start() {
     django-gthread) baselines/django_ref/start.sh gthread ;;
     fastapi-naive) baselines/fastapi_naive/start.sh ;;
     patientpdf) "$ROOT/bench/start_patientpdf.sh" "$HARNESS" ;;
-    patientpdf-granian) "$ROOT/bench/start_patientpdf.sh" "$HARNESS" 8091 patientpdf-granian ;;
+    patientpdf-granian|patientpdf-uvicorn) "$ROOT/bench/start_patientpdf.sh" "$HARNESS" 8091 "$1" ;;
   esac
 }
 stop() {

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Start patientpdf as `make run` does (patientpdf serve, production settings, 2 workers) with a
 # fresh data dir, and write the shared harness's env file.  Usage: start_patientpdf.sh HARNESS_DIR [PORT] [NAME]
-# NAME patientpdf-granian serves under granian (PATIENTPDF_SERVER=granian), for an interleaved A/B.
+# NAME patientpdf-uvicorn or patientpdf-granian serves under that server (PATIENTPDF_SERVER), for an A/B.
 set -euo pipefail
 HARNESS=$1; PORT=${2:-8090}; NAME=${3:-patientpdf}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN="$HARNESS/run/$NAME"
 "$(dirname "$0")/stop_patientpdf.sh" "$HARNESS" "$NAME" >/dev/null 2>&1 || true
-case $NAME in *-granian) export PATIENTPDF_SERVER=granian ;; esac
+case $NAME in *-granian) export PATIENTPDF_SERVER=granian ;; *-uvicorn) export PATIENTPDF_SERVER=uvicorn ;; esac
 rm -rf "$RUN"; mkdir -p "$RUN"
 export PATIENTPDF_DATA_DIR="$RUN/data"
 export PATIENTPDF_MAX_UPLOAD_BYTES=600000000   # the harness sends a 500 MB PDF (S3); the default is 100 MiB

@@ -121,7 +121,7 @@ class Server:
             PATIENTPDF_LOG_LEVEL="WARNING",
             PATIENTPDF_EMBEDDED_WORKER="true" if embedded_worker else "false",
         )
-        if server != "uvicorn":
+        if server:
             env["PATIENTPDF_SERVER"] = server
         if src is not None:
             env["PYTHONPATH"] = str(src)
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--server", default="uvicorn")
+    parser.add_argument("--server", default="", help="granian or uvicorn (default: serve's default)")
     parser.add_argument("--pdf", type=Path, default=HARNESS / "data" / "pdf_100k.pdf")
     parser.add_argument("--embedded-worker", action="store_true")
     parser.add_argument("--py-spy", type=Path, default=None, help="write py-spy samples of one API worker here")

@@ -77,10 +77,14 @@ class Served:
 def listens_on(pid: int, port: int) -> bool:
     """The process holds a TCP socket listening on `port` (an API worker of serve)."""
     sockets = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            sockets.add(os.readlink(fd))
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                sockets.add(os.readlink(fd))
+        table = Path(f"/proc/{pid}/net/tcp").read_text()
+    except OSError:  # it exited meanwhile
+        return False
+    for line in table.splitlines()[1:]:
         fields = line.split()
         if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in sockets:
             return True

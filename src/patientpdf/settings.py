@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     s3_abandoned_upload_seconds: int = Field(3600, gt=0, description="An S3 multipart upload under our prefix that started longer ago than this is abandoned: `serve` aborts it at start, `storage check` lists it, `storage repair` aborts it. Keep it above the longest upload.")
     # Background jobs (jobs/): processing every stored PDF.
     embedded_worker: bool = Field(True, description="`serve` also runs one job worker process (false: run `patientpdf worker` yourself).")
-    worker_nice: int = Field(19, ge=0, le=19, description="CPU niceness of job worker processes and their extraction children: at 19 (the lowest priority) OCR on a machine shared with the API takes only the CPU that uploads leave; set 0 on machines that only run workers.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="How often an idle worker looks for due jobs.")
     job_lease_seconds: float = Field(60.0, gt=0, description="How long a claimed job stays a worker's without renewal; the worker renews it every third of this while it works, and a job whose worker stopped is claimable again after it.")
     job_max_attempts: int = Field(5, ge=1, description="Attempts of a job (claims, including ones whose worker died) before it is `failed`.")
@@ -56,6 +55,7 @@ class Settings(BaseSettings):
     extract_max_pages: int = Field(2000, gt=0, description="A PDF with more pages is not extracted: its processing fails with `too_many_pages`.")
     extract_page_timeout_seconds: float = Field(60.0, gt=0, description="Time allowed per page (rendering and OCR); a page over it is skipped and named in `note`.")
     extract_total_timeout_seconds: float = Field(900.0, gt=0, description="Time allowed per PDF; past it the PDF is `done` with the pages finished, said in `note`.")
+    extract_nice: int = Field(19, ge=0, le=19, description="CPU niceness of the extraction child processes (rendering and OCR): at 19, the lowest priority, OCR on a machine shared with the API takes only the CPU that requests leave; 0 on machines that only run workers. The worker itself, which holds database locks, keeps its priority.")
     extract_max_memory_mb: int = Field(1024, ge=64, description="Address space of the extraction child process, in MiB.")
     extract_dpi: int = Field(300, ge=50, le=300, description="Resolution at which pages without a text layer are rendered for OCR.")
     extract_max_pixels: int = Field(25_000_000, ge=1_000_000, description="Pixels of one rendered page at most; the resolution is lowered to stay under it.")

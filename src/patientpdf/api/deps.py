@@ -12,6 +12,7 @@ trip per request. One that blocks hands its work to a thread itself (`run_in_thr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -129,13 +130,31 @@ async def upload_admission(request: Request, api_key: ApiKey) -> AsyncIterator[A
     def identified(principal: Principal) -> None:
         state.key_prefix, state.account_id = principal.key_prefix, principal.account_id
 
+    # A request cancelled while admit() runs never receives its spool file: whichever of the
+    # two comes second (the file opened, the cancellation) removes it, now, not at the next start.
+    handover = threading.Lock()
+    opened: list[SpoolFile] = []
+    abandoned = False
+
     def admit() -> AdmittedUpload:
         check_key = lambda: authorize_upload(ctx, api_key, patient_id, identified)  # noqa: E731
         principal = _admit(ctx, client_address(request), "upload", check_key, state)
         boundary = uploads.admit_body(ctx, headers.get("content-length"), headers.get("content-type"))
-        return AdmittedUpload(principal, boundary, uploads.open_spool(ctx))
+        admitted = AdmittedUpload(principal, boundary, uploads.open_spool(ctx))
+        with handover:
+            opened.append(admitted.spool)
+            if abandoned:
+                admitted.spool.discard()
+        return admitted
 
-    admitted = await run_in_threadpool(admit)
+    try:
+        admitted = await run_in_threadpool(admit)
+    except BaseException:
+        with handover:
+            abandoned = True
+            for spool in opened:
+                spool.discard()
+        raise
     try:
         yield admitted
     finally:

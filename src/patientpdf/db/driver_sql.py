@@ -32,20 +32,30 @@ def _for_postgres(sql: str) -> str:
 
 
 def execute(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
-    """Run `sql` in the connection's transaction; the driver's cursor, to fetch from. The
-    driver's errors are raised as SQLAlchemy's (IntegrityError, OperationalError, ...), as
-    Core would raise them, so callers handle one kind."""
+    """Run `sql` in the connection's transaction; the driver's cursor, to fetch from. As Core
+    would: the driver's errors are raised as SQLAlchemy's (IntegrityError, OperationalError,
+    ...) and a lost connection is invalidated; the engine's `before/after_cursor_execute`
+    listeners (tracing, tests counting statements) see the statement, at no cost without any."""
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a connection inside a transaction is open
     cursor = dbapi_connection.cursor()
     statement = _for_postgres(sql) if is_postgres(conn) else sql
+    dispatch = conn.dispatch
+    if dispatch.before_cursor_execute:
+        dispatch.before_cursor_execute(conn, cursor, statement, params, None, False)
     try:
         cursor.execute(statement, params)
     except conn.dialect.loaded_dbapi.Error as exc:
         invalidated = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        raise DBAPIError.instance(
-            statement, params, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=invalidated, dialect=conn.dialect
-        ) from exc
+        error = DBAPIError.instance(
+            statement, params, exc, conn.dialect.loaded_dbapi.Error,
+            hide_parameters=conn.engine.hide_parameters, connection_invalidated=invalidated, dialect=conn.dialect,
+        )  # fmt: skip
+        if invalidated:
+            conn.invalidate(error)
+        raise error from exc
+    if dispatch.after_cursor_execute:
+        dispatch.after_cursor_execute(conn, cursor, statement, params, None, False)
     return cursor
 
 
@@ -94,6 +104,11 @@ class Savepoint:
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         if exc_type is None:
             execute(self.conn, f"RELEASE SAVEPOINT {self.name}")
-        else:
+            return
+        if self.conn.invalidated or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return  # the connection is gone: the piece's own error says so, and the transaction fails
+        try:
             execute(self.conn, f"ROLLBACK TO SAVEPOINT {self.name}")
             execute(self.conn, f"RELEASE SAVEPOINT {self.name}")
+        except DBAPIError:
+            return  # the piece's own error goes on; the next statement meets the broken transaction

@@ -133,10 +133,13 @@ class SpoolFile:
     @classmethod
     def open_in(cls, spool_dir: Path) -> SpoolFile:
         try:
-            return cls._open(spool_dir)
-        except FileNotFoundError:
-            spool_dir.mkdir(parents=True, exist_ok=True)
-            return cls._open(spool_dir)
+            try:
+                return cls._open(spool_dir)
+            except FileNotFoundError:
+                spool_dir.mkdir(parents=True, exist_ok=True)
+                return cls._open(spool_dir)
+        except OSError as exc:
+            raise _no_space_as_507(exc) from exc
 
     @classmethod
     def _open(cls, spool_dir: Path) -> SpoolFile:
@@ -360,12 +363,7 @@ class _UploadReceiver:
             raise BadRequest(f"The multipart body is malformed: {exc}.", code="malformed_multipart") from None
         except OSError as exc:
             self._abandon()
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(
-                    "The server has no space left to receive this PDF. Nothing was stored; try again later.",
-                    code="storage_full",
-                ) from exc
-            raise
+            raise _no_space_as_507(exc) from exc
         except BaseException:
             self._abandon()
             raise
@@ -382,6 +380,15 @@ class _UploadReceiver:
         with contextlib.suppress(OSError):
             self._close_spool_file()
         self.result.discard()
+
+
+def _no_space_as_507(exc: OSError) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage(
+            "The server has no space left to receive this PDF. Nothing was stored; try again later.",
+            code="storage_full",
+        )
+    return exc
 
 
 async def receive_upload(

@@ -58,20 +58,10 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def _worker_process(parent_pid: int | None) -> None:
-    settings = Settings()
-    lower_cpu_priority(settings.worker_nice)
     stop = threading.Event()
     if parent_pid is not None:
         _stop_with_parent(parent_pid, stop)
-    run_worker(settings, stop=stop)
-
-
-def lower_cpu_priority(nice: int) -> None:
-    """Run at niceness `nice` (never raising the priority). Called first in the process:
-    Linux sets niceness per thread, and the threads and children started after inherit it."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice > current:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    run_worker(Settings(), stop=stop)
 
 
 def _stop_with_parent(parent_pid: int, stop: threading.Event) -> None:
@@ -139,7 +129,6 @@ class EmbeddedWorker:
 def run_workers(settings: Settings, processes: int) -> None:
     """`patientpdf worker`: one worker here, or N supervised worker processes."""
     if processes <= 1:
-        lower_cpu_priority(settings.worker_nice)
         run_worker(settings)
         return
     configure_logging(settings.log_level)

@@ -118,7 +118,11 @@ def serve(out: IO[str], watchdog: Watchdog) -> None:
 
 
 def main(argv: list[str]) -> int:
-    max_memory = int(argv[1])
+    max_memory, nice = int(argv[1]), int(argv[2]) if len(argv) > 2 else 0
+    # Rendering and OCR take only the CPU that requests leave; the worker that holds database
+    # locks keeps its normal priority (a lock holder at nice 19 would stall the uploads).
+    if nice > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The protocol owns the original stdout; anything PDFium or Tesseract print goes to stderr.

@@ -41,6 +41,7 @@ class ExtractionLimits:
     page_timeout_seconds: float = 60.0
     total_timeout_seconds: float = 900.0
     max_memory_bytes: int = 1 << 30  # the child's address space (RLIMIT_AS)
+    nice: int = 0  # the child's CPU niceness (19: only the CPU that everything else leaves)
     dpi: int = 300  # OCR render resolution, at most 300
     max_pixels: int = 25_000_000  # per rendered page; the dpi is lowered to stay under it
     text_threshold: int = 10  # letters/digits a page's text layer needs to be used instead of OCR
@@ -55,6 +56,8 @@ class ExtractionLimits:
             raise ValueError("timeouts must be positive")
         if self.max_memory_bytes < 64 << 20:
             raise ValueError("max_memory_bytes must be at least 64 MiB")
+        if not 0 <= self.nice <= 19:
+            raise ValueError("nice must be between 0 and 19")
         if not 50 <= self.dpi <= 300:
             raise ValueError("dpi must be between 50 and 300")
         if self.max_pixels < 1_000_000:
@@ -68,6 +71,7 @@ class ExtractionLimits:
             "page_timeout_seconds": self.page_timeout_seconds,
             "total_timeout_seconds": self.total_timeout_seconds,
             "max_memory_bytes": self.max_memory_bytes,
+            "nice": self.nice,
             "dpi": self.dpi,
             "max_pixels": self.max_pixels,
             "text_threshold": self.text_threshold,
@@ -81,6 +85,7 @@ class ExtractionLimits:
             page_timeout_seconds=float(data["page_timeout_seconds"]),
             total_timeout_seconds=float(data["total_timeout_seconds"]),
             max_memory_bytes=int(data["max_memory_bytes"]),
+            nice=int(data.get("nice", 0)),
             dpi=int(data["dpi"]),
             max_pixels=int(data["max_pixels"]),
             text_threshold=int(data["text_threshold"]),

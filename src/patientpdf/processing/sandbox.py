@@ -63,12 +63,12 @@ class _Garbled(Exception):
 class _Child:
     """One `python -m patientpdf.processing.child` process and the JSON lines it writes."""
 
-    def __init__(self, max_memory_bytes: int) -> None:
+    def __init__(self, max_memory_bytes: int, nice: int = 0) -> None:
         env = dict(os.environ)
         env["OMP_THREAD_LIMIT"] = "1"
-        self.max_memory_bytes = max_memory_bytes
+        self.max_memory_bytes, self.nice = max_memory_bytes, nice
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "patientpdf.processing.child", str(max_memory_bytes)],
+            [sys.executable, "-m", "patientpdf.processing.child", str(max_memory_bytes), str(nice)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # engines' warnings may quote the document: not for logs
@@ -240,6 +240,7 @@ class Extractor:
         child = self._child
         if child is not None and (
             child.max_memory_bytes != run.limits.max_memory_bytes
+            or child.nice != run.limits.nice
             or child.proc.poll() is not None
             or child.documents >= MAX_DOCUMENTS_PER_CHILD
             or child.rss > MAX_IDLE_RSS_BYTES
@@ -248,7 +249,7 @@ class Extractor:
             child = self._child = None
         if child is None:
             try:
-                child = _Child(run.limits.max_memory_bytes)
+                child = _Child(run.limits.max_memory_bytes, run.limits.nice)
             except OSError as exc:
                 raise ExtractionFailed(ENGINE_UNAVAILABLE, f"cannot start the extraction process: {exc.strerror}") from None
             try:

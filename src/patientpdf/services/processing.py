@@ -66,6 +66,7 @@ def extraction_limits(settings: Settings) -> ExtractionLimits:
         page_timeout_seconds=settings.extract_page_timeout_seconds,
         total_timeout_seconds=settings.extract_total_timeout_seconds,
         max_memory_bytes=settings.extract_max_memory_mb * 1024 * 1024,
+        nice=settings.extract_nice,
         dpi=settings.extract_dpi,
         max_pixels=settings.extract_max_pixels,
     )
