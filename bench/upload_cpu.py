@@ -40,8 +40,12 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out  # it exited meanwhile
+    for task in tasks:
         try:
             out += [int(child) for child in (task / "children").read_text().split()]
         except OSError:
@@ -66,9 +70,13 @@ def cmdline(pid: int) -> str:
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float, float]]:
-    """tid -> (comm, user s, system s) for every thread of the process."""
-    threads = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    """tid -> (comm, user s, system s) for every thread of the process (none if it is gone)."""
+    threads: dict[int, tuple[str, float, float]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return threads
+    for task in tasks:
         try:
             stat = (task / "stat").read_text()
         except OSError:
@@ -144,7 +152,9 @@ class Server:
             except OSError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError(f"{name} did not start: {(self.dir / 'serve.log').read_text()[-2000:]}")
+            log = (self.dir / "serve.log").read_text()[-2000:]
+            self.stop()  # not left holding the port for the next run
+            raise RuntimeError(f"{name} did not start: {log}")
         time.sleep(0.5)
 
     def api_workers(self) -> list[int]:
