@@ -175,6 +175,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+@pytest.mark.parametrize("served", ["granian"], indirect=True)  # the job worker does not depend on the HTTP server
 def test_the_embedded_worker_processes_the_demo_pdfs_and_search_finds_them(served: Served) -> None:
     """`make run` in short: serve's embedded worker extracts the demo PDF and the scanned demo
     page uploaded with the printed curl commands; the extraction and the search find their words."""
@@ -206,6 +207,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
 
 
+@pytest.mark.parametrize("served", ["granian"], indirect=True)  # the job worker does not depend on the HTTP server
 def test_the_extraction_child_runs_at_the_lowest_cpu_priority(served: Served) -> None:
     """OCR must take only the CPU that requests leave (PATIENTPDF_EXTRACT_NICE, default 19); the
     API processes and the job worker, which holds database locks, keep their normal priority."""
