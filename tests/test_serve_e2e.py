@@ -23,7 +23,11 @@ from served import Served, curl, listens_on
 @pytest.fixture(params=["granian", "uvicorn"])
 def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
     """serve under each server it can run (PATIENTPDF_SERVER; granian is the default)."""
+    from processing_helpers import wait_until
+
     server = Served(tmp_path / "data", workers=2, extra_env={"PATIENTPDF_SERVER": request.param})
+    # /readyz needs one worker; the tests need both listening (granian may start the second later)
+    wait_until(lambda: len([pid for pid in _children(server.process.pid) if listens_on(pid, server.port)]) == 2, "both workers listen", timeout=30)
     yield server
     server.stop()
 
