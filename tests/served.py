@@ -89,3 +89,8 @@ def listens_on(pid: int, port: int) -> bool:
         if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in sockets:
             return True
     return False
+
+
+def children(pid: int) -> list[int]:
+    """The process's children (of every thread of it)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]

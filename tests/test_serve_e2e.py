@@ -16,7 +16,7 @@ import pikepdf
 import pytest
 
 from conftest import SAMPLES
-from served import Served, curl, listens_on
+from served import Served, children, curl, listens_on
 
 
 
@@ -27,7 +27,7 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
 
     server = Served(tmp_path / "data", workers=2, extra_env={"PATIENTPDF_SERVER": request.param})
     # /readyz needs one worker; the tests need both listening (granian may start the second later)
-    wait_until(lambda: len([pid for pid in _children(server.process.pid) if listens_on(pid, server.port)]) == 2, "both workers listen", timeout=30)
+    wait_until(lambda: len([pid for pid in children(server.process.pid) if listens_on(pid, server.port)]) == 2, "both workers listen", timeout=30)
     yield server
     server.stop()
 
@@ -36,8 +36,8 @@ def test_api_workers_do_not_outlive_a_killed_serve(served: Served) -> None:
     """SIGKILL to serve alone: its API workers must not go on holding the port with the old code."""
     from processing_helpers import wait_until
 
-    wait_until(lambda: len([pid for pid in _children(served.process.pid) if listens_on(pid, served.port)]) == 2, "both workers are up")
-    workers = [pid for pid in _children(served.process.pid) if listens_on(pid, served.port)]
+    wait_until(lambda: len([pid for pid in children(served.process.pid) if listens_on(pid, served.port)]) == 2, "both workers are up")
+    workers = [pid for pid in children(served.process.pid) if listens_on(pid, served.port)]
     served.process.kill()
     served.process.wait()
 
@@ -140,7 +140,7 @@ def test_concurrent_uploads_across_workers_all_land(served: Served) -> None:
     listed = httpx.get(f"{served.base_url}/patients/{served.demo['patient_id']}/pdfs/", headers=headers).json()
     assert sorted(item["filename"] for item in listed) == sorted(f"{n}.pdf" for n in range(48))
     # both workers took uploads (each log line names its process), and they are serve's workers
-    workers = _children(served.process.pid)
+    workers = children(served.process.pid)
     served.stop()  # an access line is written after its response: now all of them are
     served_by = Counter(
         line["pid"]
@@ -154,7 +154,7 @@ def test_concurrent_uploads_across_workers_all_land(served: Served) -> None:
 def test_a_worker_that_dies_is_replaced_and_shutdown_stops_all(served: Served) -> None:
     def serving_workers() -> list[int]:
         # spawn's resource tracker is a child too; workers are the ones with listening sockets
-        return [pid for pid in _children(served.process.pid) if listens_on(pid, served.port)]
+        return [pid for pid in children(served.process.pid) if listens_on(pid, served.port)]
 
     from processing_helpers import wait_until
 
@@ -174,9 +174,6 @@ def test_a_worker_that_dies_is_replaced_and_shutdown_stops_all(served: Served) -
     for pid in now:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
-
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 @pytest.mark.parametrize("served", ["granian"], indirect=True)  # the job worker does not depend on the HTTP server
@@ -207,9 +204,6 @@ def _nice(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2 :].split()[16])
 
 
-def _children(pid: int) -> list[int]:
-    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
-
 
 @pytest.mark.parametrize("served", ["granian"], indirect=True)  # the job worker does not depend on the HTTP server
 def test_the_extraction_child_runs_at_the_lowest_cpu_priority(served: Served) -> None:
@@ -221,11 +215,11 @@ def test_the_extraction_child_runs_at_the_lowest_cpu_priority(served: Served) ->
     headers = {"X-API-Key": served.demo["api_key"]}
     wait_until(lambda: httpx.get(f"{served.base_url}/pdfs/{pdf_id}/extraction", headers=headers).status_code == 200, "processed")
     port = int(served.base_url.rsplit(":", 1)[1])
-    listening = [pid for pid in _children(served.process.pid) if listens_on(pid, port)]
-    others = [pid for pid in _children(served.process.pid) if pid not in listening]
+    listening = [pid for pid in children(served.process.pid) if listens_on(pid, port)]
+    others = [pid for pid in children(served.process.pid) if pid not in listening]
     job_workers = [pid for pid in others if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text()]
     assert len(job_workers) == 1, job_workers
-    extraction_children = _children(job_workers[0])
+    extraction_children = children(job_workers[0])
     assert extraction_children, "the extraction child stays up between jobs"
     assert [_nice(pid) for pid in [served.process.pid, *listening, *job_workers]] == [0, 0, 0, 0]
     assert [_nice(pid) for pid in extraction_children] == [19] * len(extraction_children)

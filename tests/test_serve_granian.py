@@ -18,7 +18,7 @@ import pytest
 
 from conftest import SAMPLES, multipart_body, upload_head
 from processing_helpers import assert_none_left, wait_until
-from served import Served, curl
+from served import Served, children, curl
 
 GRANIAN = {"PATIENTPDF_SERVER": "granian", "PATIENTPDF_LOG_FORMAT": "json"}
 
@@ -63,7 +63,7 @@ def test_granian_serves_the_api_on_both_workers_after_the_start_up_work_and_repl
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(upload, range(24))) == [201] * 24
-    workers = _listening_children(served.process.pid)
+    workers = _listeningchildren(served.process.pid)
     assert len(workers) == 2
     # the embedded job worker processed the first upload
     wait_until(lambda: httpx.get(f"{served.base_url}/pdfs/{uploaded['id']}", headers=headers).json()["processing"]["status"] == "done",
@@ -73,7 +73,7 @@ def test_granian_serves_the_api_on_both_workers_after_the_start_up_work_and_repl
     os.kill(workers[0], signal.SIGKILL)
 
     def replaced() -> bool:
-        now = _listening_children(served.process.pid)
+        now = _listeningchildren(served.process.pid)
         return len(now) == 2 and workers[0] not in now and httpx.get(served.base_url + "/readyz").status_code == 200
 
     wait_until(replaced, "a new worker in place of the killed one", timeout=30)
@@ -97,13 +97,13 @@ def test_granian_serves_the_api_on_both_workers_after_the_start_up_work_and_repl
 
 def test_sigterm_lets_the_in_flight_upload_finish_and_stops_the_job_worker_too(served: Served) -> None:
     job_worker = _job_worker_pid(served)
-    assert job_worker in _children(served.process.pid)
+    assert job_worker in children(served.process.pid)
     body, content_type = multipart_body((SAMPLES / "valid.pdf").read_bytes(), "inflight.pdf")
     spool = _data_dir(served) / "spool"
     with socket.create_connection(("127.0.0.1", served.port)) as sock:
         sock.sendall(upload_head(served.demo["patient_id"], served.demo["api_key"], body, content_type) + body[:300])
         wait_until(lambda: len(list(spool.glob("upload-*.part"))) == 2, "the upload is inside the app", timeout=10)  # and the fresh one
-        started = _children(served.process.pid)
+        started = children(served.process.pid)
         served.process.send_signal(signal.SIGTERM)
         # the job worker is told at once, not after the API workers have drained
         wait_until(lambda: not _alive(job_worker), "the job worker stops", timeout=10)
@@ -135,13 +135,10 @@ def _job_worker_pid(served: Served) -> int:
     return started()[0]
 
 
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
-
-def _listening_children(pid: int) -> list[int]:
+def _listeningchildren(pid: int) -> list[int]:
     """The API workers: the children with a socket (the job worker and spawn's resource tracker have none)."""
-    return [child for child in _children(pid) if any("socket:" in _readlink(fd) for fd in _fds(child))]
+    return [child for child in children(pid) if any("socket:" in _readlink(fd) for fd in _fds(child))]
 
 
 def _fds(pid: int) -> list[Path]:
